@@ -1,0 +1,116 @@
+"""Every change to accounts, family members and staff roles goes through here."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from portal.errors import DomainError
+
+from .models import FamilyMember, StaffMembership, User
+from .validators import normalize_mobile, parse_id_number, validate_mobile
+
+
+class PhoneTaken(DomainError):
+    code = "phone_taken"
+
+
+class FamilyLimitReached(DomainError):
+    code = "family_limit_reached"
+
+
+@transaction.atomic
+def account_register(*, phone: str, password: str, name: str = "") -> User:
+    phone = normalize_mobile(phone)
+    validate_mobile(phone)
+    if User.objects.filter(phone=phone).exists():
+        raise PhoneTaken(_("An account with this mobile number already exists. Please log in."))
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(phone=phone, password=password, name=name.strip())
+    except IntegrityError:  # a concurrent sign-up with the same number won
+        raise PhoneTaken(
+            _("An account with this mobile number already exists. Please log in.")) from None
+
+
+def account_set_language(*, user: User, language: str) -> None:
+    if user.language != language:
+        user.language = language
+        user.save(update_fields=["language"])
+
+
+def _clean_member(*, account: User, name: str, relation: str, id_number: str, phone: str,
+                  instance: FamilyMember | None) -> dict:
+    errors: dict[str, list] = {}
+    data: dict = {"name": (name or "").strip(), "relation": relation}
+    if not data["name"]:
+        errors["name"] = [ValidationError(_("Enter the patient's name."), code="required")]
+    if relation not in FamilyMember.Relation.values:
+        errors["relation"] = [ValidationError(_("Choose a relation."), code="invalid_choice")]
+    try:
+        rid = parse_id_number(id_number)
+        data.update(id_number=rid.number, sex=rid.sex, birth_date=rid.birth_date)
+    except ValidationError as exc:
+        errors["id_number"] = exc.error_list
+    phone = normalize_mobile(phone) if phone else ""
+    if phone:
+        try:
+            validate_mobile(phone)
+        except ValidationError as exc:
+            errors["phone"] = exc.error_list
+    data["phone"] = phone
+    others = account.family_members.exclude(pk=instance.pk if instance else None)
+    if "id_number" in data and others.filter(id_number=data["id_number"]).exists():
+        errors.setdefault("id_number", []).append(ValidationError(
+            _("This person is already one of your family members."), code="duplicate"))
+    if relation == FamilyMember.Relation.SELF and others.filter(relation="self").exists():
+        errors.setdefault("relation", []).append(ValidationError(
+            _("You have already added yourself. Choose another relation."), code="duplicate"))
+    if errors:
+        raise ValidationError(errors)
+    return data
+
+
+@transaction.atomic
+def family_member_add(*, account: User, name: str, relation: str, id_number: str,
+                      phone: str = "") -> FamilyMember:
+    # Lock the account row so two concurrent adds cannot both pass the limit check.
+    User.objects.select_for_update().filter(pk=account.pk).first()
+    if account.family_members.count() >= FamilyMember.MAX_PER_ACCOUNT:
+        raise FamilyLimitReached(
+            _("You can keep at most %(n)d family members.") % {"n": FamilyMember.MAX_PER_ACCOUNT})
+    data = _clean_member(account=account, name=name, relation=relation, id_number=id_number,
+                         phone=phone, instance=None)
+    return FamilyMember.objects.create(account=account, **data)
+
+
+@transaction.atomic
+def family_member_update(*, member: FamilyMember, name: str, relation: str, id_number: str,
+                         phone: str = "") -> FamilyMember:
+    data = _clean_member(account=member.account, name=name, relation=relation,
+                         id_number=id_number, phone=phone, instance=member)
+    for field, value in data.items():
+        setattr(member, field, value)
+    member.save()
+    return member
+
+
+@transaction.atomic
+def family_member_remove(*, member: FamilyMember) -> None:
+    member.delete()
+
+
+class UnknownRole(DomainError):
+    code = "unknown_role"
+
+
+@transaction.atomic
+def staff_grant(*, user: User, hospital, role: str) -> StaffMembership:
+    """Make `user` staff of `hospital` with `role` (replacing an earlier role there)."""
+    if role not in StaffMembership.Role.values:
+        raise UnknownRole(_("Unknown role “%(role)s”. Choose one of: %(roles)s.") % {
+            "role": role, "roles": ", ".join(StaffMembership.Role.values)})
+    membership, _created = StaffMembership.objects.update_or_create(
+        user=user, hospital=hospital, defaults={"role": role, "is_active": True})
+    return membership

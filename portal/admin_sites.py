@@ -1,0 +1,147 @@
+"""Two admin sites: the platform's (operators only) and each hospital's (its staff only).
+
+A hospital's admin admits a signed-in user only with an active StaffMembership at *that*
+hospital (the request's tenant), and shows each role only the apps it works in.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from portal.accounts.forms import PhoneField
+from portal.accounts.models import StaffMembership
+from portal.accounts.selectors import staff_role
+
+Role = StaffMembership.Role
+
+# Which apps each role works in; hospital admins see everything.
+ROLE_APPS: dict[str, set[str]] = {
+    Role.REGISTRAR: {"registration"},
+    Role.FINANCE: {"payments"},
+    Role.DOCTOR: {"consult"},
+}
+
+
+def role_may_use_app(role: str | None, app_label: str) -> bool:
+    if role is None:
+        return False
+    return role == Role.HOSPITAL_ADMIN or app_label in ROLE_APPS.get(role, set())
+
+
+class PlatformLoginForm(AdminAuthenticationForm):
+    username = PhoneField(label=_("Mobile number"), max_length=20)
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": _("Please enter the mobile number and password of a platform operator."),
+    }
+
+
+class HospitalLoginForm(AdminAuthenticationForm):
+    username = PhoneField(label=_("Mobile number"), max_length=20)
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": _("Please enter the mobile number and password of a staff account of "
+                           "this hospital."),
+    }
+
+    def confirm_login_allowed(self, user):
+        if not user.is_active:
+            raise forms.ValidationError(self.error_messages["inactive"], code="inactive")
+        tenant = getattr(self.request, "tenant", None)
+        if tenant is None or not StaffMembership.objects.filter(
+                user=user, hospital_id=tenant.pk, is_active=True).exists():
+            raise forms.ValidationError(self.error_messages["invalid_login"],
+                                        code="invalid_login",
+                                        params={"username": self.username_field.verbose_name})
+
+
+class PlatformAdminSite(admin.AdminSite):
+    site_header = _("Hospital portal · platform admin")
+    site_title = _("Platform admin")
+    index_title = _("Platform")
+    login_form = PlatformLoginForm
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        tenant = getattr(request, "tenant", None)
+        return bool(request.user.is_active and request.user.is_staff
+                    and tenant is not None and tenant.is_public)
+
+
+class HospitalAdminSite(admin.AdminSite):
+    site_title = _("Hospital admin")
+    index_title = _("Hospital administration")
+    login_form = HospitalLoginForm
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        return staff_role(request) is not None
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        tenant = getattr(request, "tenant", None)
+        role = staff_role(request)
+        if tenant is not None:
+            context["site_header"] = tenant.display_name
+        context["staff_role"] = Role(role).label if role else ""
+        return context
+
+
+class RoleModelAdmin(admin.ModelAdmin):
+    """A hospital ModelAdmin: usable by hospital admins and the roles that work in its app.
+
+    `roles` narrows it further (e.g. roles = {Role.HOSPITAL_ADMIN}); `read_only_roles` may
+    look but not change.
+    """
+
+    roles: set[str] | None = None
+    read_only_roles: set[str] = set()
+
+    def _role_allowed(self, request: HttpRequest) -> bool:
+        role = staff_role(request)
+        if self.roles is not None:
+            return role in self.roles or role in self.read_only_roles
+        return role in self.read_only_roles or role_may_use_app(role, self.opts.app_label)
+
+    def _may_write(self, request: HttpRequest) -> bool:
+        return self._role_allowed(request) and staff_role(request) not in self.read_only_roles
+
+    def has_module_permission(self, request):
+        return self._role_allowed(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._role_allowed(request)
+
+    def has_add_permission(self, request):
+        return self._may_write(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_write(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may_write(request)
+
+
+class PlatformModelAdmin(admin.ModelAdmin):
+    """Platform operators manage everything on the platform site."""
+
+    def has_module_permission(self, request):
+        return platform_admin_site.has_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return platform_admin_site.has_permission(request)
+
+    def has_add_permission(self, request):
+        return platform_admin_site.has_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return platform_admin_site.has_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return platform_admin_site.has_permission(request)
+
+
+platform_admin_site = PlatformAdminSite(name="platform_admin")
+hospital_admin_site = HospitalAdminSite(name="hospital_admin")

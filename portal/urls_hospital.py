@@ -1,0 +1,17 @@
+"""URLs of a hospital's host (the hospital's schema)."""
+
+from django.urls import include, path
+
+from portal import health, views
+from portal.accounts import sso
+from portal.admin_sites import hospital_admin_site
+from tenants import views as tenant_views
+
+urlpatterns = [
+    path("", tenant_views.hospital_home, name="home"),
+    path("accounts/", include("portal.accounts.urls")),
+    path("sso/callback/", sso.callback, name="sso_callback"),
+    path("i18n/setlang/", views.set_language, name="set_language"),
+    path("health/", health.health, name="health"),
+    path("admin/", hospital_admin_site.urls),
+]

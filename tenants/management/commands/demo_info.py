@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from tenants import demo
+
+
+class Command(BaseCommand):
+    help = "Print the URLs and demo logins of a local `make run`."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, **opts):
+        port = opts["port"]
+        w = self.stdout.write
+        w("")
+        w(self.style.SUCCESS("Hospital portal is running"))
+        w(f"  Platform            http://localhost:{port}/")
+        w(f"  Platform admin      http://localhost:{port}/admin/   "
+          f"{demo.OPERATOR['phone']} / {demo.OPERATOR['password']}")
+        for h in demo.HOSPITALS:
+            w(f"  {h['name_en']:<19} http://{h['domain']}:{port}/")
+            w(f"    hospital admin    http://{h['domain']}:{port}/admin/   "
+              f"{h['admin']['phone']} / {h['admin']['password']}")
+        w(f"  Demo patient        {demo.PATIENT['phone']} / {demo.PATIENT['password']}")
+        w(f"  Health              http://localhost:{port}/health/")
+        w("")

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from registration.selectors import department_tree
+
+from .selectors import hospital_cities, hospital_list, hospital_site_url
+
+
+def platform_home(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "")
+    city = request.GET.get("city", "")
+    page = Paginator(hospital_list(q=q, city=city), 20).get_page(request.GET.get("page"))
+    port = request.get_port()
+    for hospital in page:
+        hospital.site_url = hospital_site_url(hospital, scheme=request.scheme, port=port)
+    return render(request, "tenants/platform_home.html",
+                  {"page": page, "q": q, "city": city, "cities": hospital_cities()})
+
+
+def hospital_home(request: HttpRequest) -> HttpResponse:
+    return render(request, "tenants/hospital_home.html",
+                  {"hospital": request.tenant, "departments": department_tree()})
