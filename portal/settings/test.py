@@ -21,3 +21,5 @@ CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
 # Subprocess web servers in the browser tests serve static files straight from the sources.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Two suites on one server (two checkouts, or a developer beside CI) need different names.
+DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_portal")}  # noqa: F405
