@@ -155,7 +155,13 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_TENANT_CACHE_SECONDS = 60
 CELERY_BEAT_SCHEDULER = "portal.beat:HeartbeatTenantScheduler"
 # Entries without "tenant_schemas" run in every active hospital; later issues add jobs here.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "sso-tickets-cleanup": {
+        "task": "accounts.sso_tickets_cleanup",
+        "schedule": 3600.0,
+        "tenant_schemas": ["public"],
+    },
+}
 # A heartbeat older than this many seconds counts as down on /health/.
 HEALTH_HEARTBEAT_MAX_AGE = env.int("HEALTH_HEARTBEAT_MAX_AGE", default=60)
 
