@@ -176,7 +176,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a child process that must see this session's test database."""
     env = dict(os.environ)
     env.update(DJANGO_SETTINGS_MODULE="portal.settings.test", DATABASE_URL=_test_database_url(),
-               REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1", **extra)
+               REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1")
+    env.update(extra)
     return env
 
 
