@@ -6,12 +6,13 @@ import copy
 import logging
 import threading
 import time
+import zoneinfo
 
 import redis
 from django.conf import settings
 from django.http import HttpRequest
 from django.middleware.locale import LocaleMiddleware
-from django.utils import translation
+from django.utils import timezone, translation
 from django_tenants.middleware.main import TenantMainMiddleware
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,19 @@ domain_cache = _DomainCache()
 
 
 class CachedTenantMiddleware(TenantMainMiddleware):
-    """django-tenants' middleware, with a cached lookup and inactive hospitals hidden."""
+    """django-tenants' middleware, with a cached lookup and inactive hospitals hidden.
+
+    It also shows times in the hospital's own time zone (stored times are UTC).
+    """
+
+    def process_request(self, request):
+        response = super().process_request(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None and not tenant.is_public:
+            timezone.activate(zoneinfo.ZoneInfo(tenant.time_zone))
+        else:
+            timezone.deactivate()
+        return response
 
     def get_tenant(self, domain_model, hostname):
         tenant = domain_cache.get(hostname)

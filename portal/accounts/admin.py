@@ -10,6 +10,7 @@ from portal.admin_sites import PlatformModelAdmin, RoleModelAdmin, hospital_admi
 
 from .forms import PhoneField
 from .models import FamilyMember, StaffMembership, User
+from .services import staff_grant
 
 
 class PhoneUserCreationForm(UserCreationForm):
@@ -113,5 +114,7 @@ class HospitalStaffAdmin(RoleModelAdmin):
         return ("phone", "role", "is_active") if obj is None else ("role", "is_active")
 
     def save_model(self, request, obj, form, change):
-        obj.hospital_id = request.tenant.pk
-        super().save_model(request, obj, form, change)
+        # Through the service, always for the request's own hospital.
+        membership = staff_grant(user=obj.user, hospital=request.tenant, role=obj.role,
+                                 is_active=obj.is_active)
+        obj.pk = membership.pk

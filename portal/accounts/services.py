@@ -106,11 +106,11 @@ class UnknownRole(DomainError):
 
 
 @transaction.atomic
-def staff_grant(*, user: User, hospital, role: str) -> StaffMembership:
+def staff_grant(*, user: User, hospital, role: str, is_active: bool = True) -> StaffMembership:
     """Make `user` staff of `hospital` with `role` (replacing an earlier role there)."""
     if role not in StaffMembership.Role.values:
         raise UnknownRole(_("Unknown role “%(role)s”. Choose one of: %(roles)s.") % {
             "role": role, "roles": ", ".join(StaffMembership.Role.values)})
     membership, _created = StaffMembership.objects.update_or_create(
-        user=user, hospital=hospital, defaults={"role": role, "is_active": True})
+        user=user, hospital=hospital, defaults={"role": role, "is_active": is_active})
     return membership
