@@ -281,7 +281,29 @@ def prepare(env: dict[str, str]) -> None:
     say(f"prepared in {time.monotonic() - t0:.1f}s")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _wait_until_serving(env: dict[str, str], procs: list[subprocess.Popen]) -> None:
+    """Wait (up to 60 s) for the web port and the worker's first heartbeat."""
+    import redis
+
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        try:
+            if _port_open(WEB_PORT) and client.exists("portal:health:worker"):
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(0.3)
+
+
 def cmd_run() -> int:
+    # Ctrl-C, and also SIGTERM or a SIGINT to a background job (where SIGINT starts ignored).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     env0, started = services_up()
     env = {**os.environ, **env0, "DJANGO_SETTINGS_MODULE": "portal.settings.local"}
     procs: list[subprocess.Popen] = []
@@ -296,6 +318,7 @@ def cmd_run() -> int:
             subprocess.Popen([py, "-m", "celery", "-A", "portal", "beat", "-l", "info",
                               "-s", str(RUN / "celerybeat-schedule")], cwd=ROOT, env=env),
         ]
+        _wait_until_serving(env, procs)
         subprocess.run([py, "manage.py", "demo_info", "--port", str(WEB_PORT)], cwd=ROOT,
                        env=env, check=False)
         say("press Ctrl-C to stop everything")

@@ -20,7 +20,7 @@ class Command(BaseCommand):
         w(f"  Platform admin      http://localhost:{port}/admin/   "
           f"{demo.OPERATOR['phone']} / {demo.OPERATOR['password']}")
         for h in demo.HOSPITALS:
-            w(f"  {h['name_en']:<19} http://{h['domain']}:{port}/")
+            w(f"  {h['name']}  http://{h['domain']}:{port}/")
             w(f"    hospital admin    http://{h['domain']}:{port}/admin/   "
               f"{h['admin']['phone']} / {h['admin']['password']}")
         w(f"  Demo patient        {demo.PATIENT['phone']} / {demo.PATIENT['password']}")
