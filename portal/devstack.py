@@ -141,8 +141,9 @@ def pg_stop() -> None:
 
 def pg_ensure_database(url: str) -> None:
     """Create the database named in `url` if it does not exist yet."""
-    import psycopg2
     from urllib.parse import urlparse
+
+    import psycopg2
 
     parts = urlparse(url)
     name = parts.path.lstrip("/")

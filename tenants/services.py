@@ -20,7 +20,8 @@ from .models import Domain, Hospital, validate_hospital_code
 log = logging.getLogger(__name__)
 
 RESERVED_CODES = {"platform", "public", "www", "api", "admin", "static", "template"}
-_HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 
 class HospitalCodeTaken(DomainError):

@@ -6,7 +6,12 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserCreationForm
 from django.utils.translation import gettext_lazy as _
 
-from portal.admin_sites import PlatformModelAdmin, RoleModelAdmin, hospital_admin_site, platform_admin_site
+from portal.admin_sites import (
+    PlatformModelAdmin,
+    RoleModelAdmin,
+    hospital_admin_site,
+    platform_admin_site,
+)
 
 from .forms import PhoneField
 from .models import FamilyMember, StaffMembership, User

@@ -174,3 +174,6 @@ class SsoTicket(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return f"ticket for {self.host} (expires {self.expires_at:%Y-%m-%d %H:%M:%S})"

@@ -6,7 +6,6 @@ import time
 
 import pytest
 import redis
-from django.conf import settings
 
 from portal.devstack import redis_server_binary
 from tests.conftest import ROOT, free_port, host_client, stop_process, subprocess_env
