@@ -75,11 +75,18 @@ class StaffMembershipAdmin(PlatformModelAdmin):
     search_fields = ("user__phone", "user__name", "hospital__name")
 
 
+class HospitalStaff(StaffMembership):
+    class Meta:
+        proxy = True
+        verbose_name = _("staff member")
+        verbose_name_plural = _("staff members")
+
+
 class HospitalStaffForm(forms.ModelForm):
     phone = PhoneField(label=_("Mobile number of the staff member's account"), max_length=20)
 
     class Meta:
-        model = StaffMembership
+        model = HospitalStaff
         fields = ("role", "is_active")
 
     def clean_phone(self):
@@ -90,13 +97,6 @@ class HospitalStaffForm(forms.ModelForm):
                 _("No account uses this number. Ask the person to sign up first."))
         self.instance.user = user
         return phone
-
-
-class HospitalStaff(StaffMembership):
-    class Meta:
-        proxy = True
-        verbose_name = _("staff member")
-        verbose_name_plural = _("staff members")
 
 
 @admin.register(HospitalStaff, site=hospital_admin_site)
@@ -122,4 +122,4 @@ class HospitalStaffAdmin(RoleModelAdmin):
         # Through the service, always for the request's own hospital.
         membership = staff_grant(user=obj.user, hospital=request.tenant, role=obj.role,
                                  is_active=obj.is_active)
-        obj.pk = membership.pk
+        obj.pk, obj.hospital = membership.pk, membership.hospital

@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.utils.translation import override
 from django_tenants.utils import schema_exists
 
 from registration.models import Department
@@ -32,7 +33,7 @@ def test_provisioning_creates_schema_domain_and_default_departments(db, in_hospi
 
 def test_provisioning_twice_with_same_code_fails_cleanly(db, hospital_a):
     before = _state()
-    with pytest.raises(CommandError, match="already exists.*nothing was created"):
+    with override("en"), pytest.raises(CommandError, match="already exists. Nothing was created"):
         call_command("create_hospital", code="alpha", name="另一家", domain="other.localhost")
     assert _state() == before
     assert not Domain.objects.filter(domain="other.localhost").exists()
@@ -40,7 +41,7 @@ def test_provisioning_twice_with_same_code_fails_cleanly(db, hospital_a):
 
 def test_provisioning_with_used_host_fails_cleanly(db, hospital_a):
     before = _state()
-    with pytest.raises(CommandError, match="already in use"):
+    with override("en"), pytest.raises(CommandError, match="already in use"):
         call_command("create_hospital", code="delta", name="丁医院", domain="alpha.localhost")
     assert _state() == before
     assert not schema_exists("h_delta")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from portal.errors import DomainError
 from tenants.models import Hospital
@@ -29,7 +30,7 @@ class Command(BaseCommand):
                 progress=lambda msg: self.stdout.write(f"  … {msg}"),
             )
         except DomainError as exc:
-            raise CommandError(f"{exc.message} (nothing was created)") from None
+            raise CommandError(_("%(error)s Nothing was created.") % {"error": exc.message}) from None
         self.stdout.write(self.style.SUCCESS(
             f"Hospital {hospital.code} ({hospital.name}) is ready at "
             f"{hospital.get_primary_domain()} in {time.monotonic() - t0:.2f}s."))
