@@ -36,6 +36,7 @@ REDIS_DIR = RUN / "redis"
 PG_PORT = int(os.environ.get("PORTAL_PG_PORT", "55432"))
 REDIS_PORT = int(os.environ.get("PORTAL_REDIS_PORT", "56379"))
 WEB_PORT = int(os.environ.get("PORT", "8000"))
+SANDBOX_PORT = int(os.environ.get("PORTAL_SANDBOX_PAY_PORT", "8001"))
 DB_NAME = "portal"
 
 
@@ -306,7 +307,9 @@ def cmd_run() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     env0, started = services_up()
-    env = {**os.environ, **env0, "DJANGO_SETTINGS_MODULE": "portal.settings.local"}
+    env = {**os.environ, **env0, "DJANGO_SETTINGS_MODULE": "portal.settings.local",
+           "SANDBOX_PAY_URL": os.environ.get("SANDBOX_PAY_URL",
+                                             f"http://127.0.0.1:{SANDBOX_PORT}")}
     procs: list[subprocess.Popen] = []
     try:
         prepare(env)
@@ -318,6 +321,9 @@ def cmd_run() -> int:
                               "--concurrency", "2"], cwd=ROOT, env=env),
             subprocess.Popen([py, "-m", "celery", "-A", "portal", "beat", "-l", "info",
                               "-s", str(RUN / "celerybeat-schedule")], cwd=ROOT, env=env),
+            # The sandbox payment provider: a separate service, as a real provider would be.
+            subprocess.Popen([py, "-m", "payments.sandbox.server", "--port", str(SANDBOX_PORT),
+                              "--data-dir", str(RUN / "sandbox")], cwd=ROOT, env=env),
         ]
         _wait_until_serving(env, procs)
         subprocess.run([py, "manage.py", "demo_info", "--port", str(WEB_PORT)], cwd=ROOT,

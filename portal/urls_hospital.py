@@ -10,6 +10,7 @@ from tenants import views as tenant_views
 urlpatterns = [
     path("", tenant_views.hospital_home, name="home"),
     path("accounts/", include("portal.accounts.urls")),
+    path("payments/", include("payments.urls")),
     path("sso/callback/", sso.callback, name="sso_callback"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("health/", health.health, name="health"),

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django_tenants.utils import get_public_schema_name, schema_exists, tenant_context
 
 from portal.errors import DomainError
+from payments.services import payment_settings_seed
 from registration.services import departments_seed_defaults
 
 from .models import Domain, Hospital, validate_hospital_code
@@ -120,6 +121,7 @@ def hospital_provision(
         say(_("adding default departments and rules"))
         with tenant_context(hospital):
             departments_seed_defaults()
+            payment_settings_seed(merchant_id=f"sbx_{code}")
         hospital.is_ready = True
         hospital.save(update_fields=["is_ready"])
     except BaseException:

@@ -32,6 +32,7 @@ SHARED_APPS = [
 TENANT_APPS = [
     "django.contrib.admin",
     "registration",
+    "payments",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
@@ -156,6 +157,8 @@ CELERY_TASK_TENANT_CACHE_SECONDS = 60
 CELERY_BEAT_SCHEDULER = "portal.beat:HeartbeatTenantScheduler"
 # Entries without "tenant_schemas" run in every active hospital; later issues add jobs here.
 CELERY_BEAT_SCHEDULE: dict = {
+    "orders-close-expired": {"task": "payments.orders_close_expired", "schedule": 60.0},
+    "refunds-retry-pending": {"task": "payments.refunds_retry_pending", "schedule": 300.0},
     "sso-tickets-cleanup": {
         "task": "accounts.sso_tickets_cleanup",
         "schedule": 3600.0,
@@ -164,6 +167,12 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 # A heartbeat older than this many seconds counts as down on /health/.
 HEALTH_HEARTBEAT_MAX_AGE = env.int("HEALTH_HEARTBEAT_MAX_AGE", default=60)
+
+# ----------------------------------------------------------------------------- payments
+# The built-in sandbox provider (payments/sandbox/server.py; `make run` starts it on 8001).
+SANDBOX_PAY_URL = env.str("SANDBOX_PAY_URL", default="http://127.0.0.1:8001")
+SANDBOX_PAY_MASTER_SECRET = env.str("SANDBOX_PAY_MASTER_SECRET",
+                                    default="sandbox-master-secret-dev-only")
 
 # ----------------------------------------------------------------------------- API
 REST_FRAMEWORK = {

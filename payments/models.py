@@ -1,0 +1,260 @@
+"""Money in a hospital's schema. Every amount is integer fen (分); nothing here is a float.
+
+Orders move only through `payments.services`; each move writes an `OrderEvent` (who, what,
+when), which is the audit trail finance reads in admin.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+# A named type for readability: amounts are ints in fen everywhere.
+Fen = int
+
+
+class FenField(models.BigIntegerField):
+    """An amount of money in fen (1 yuan = 100 fen)."""
+
+
+class PaymentSettings(models.Model):
+    """How this hospital takes money: which provider and its merchant credentials.
+
+    One row per hospital (the pk is always 1). Secrets are write-only in admin.
+    """
+
+    class Provider(models.TextChoices):
+        SANDBOX = "sandbox", _("Sandbox (built-in test provider)")
+        WECHATPAY_V3 = "wechatpay_v3", _("WeChat Pay API v3")
+
+    provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices,
+                                default=Provider.SANDBOX)
+    # sandbox
+    sandbox_merchant_id = models.CharField(_("sandbox merchant id"), max_length=32, blank=True)
+    sandbox_api_key = models.CharField(_("sandbox API key"), max_length=128, blank=True)
+    # WeChat Pay v3
+    wechat_mchid = models.CharField(_("WeChat merchant id (mchid)"), max_length=32, blank=True)
+    wechat_appid = models.CharField(_("WeChat app id"), max_length=32, blank=True)
+    wechat_cert_serial_no = models.CharField(_("merchant certificate serial number"),
+                                             max_length=64, blank=True)
+    wechat_private_key = models.TextField(_("merchant private key (PEM)"), blank=True)
+    wechat_apiv3_key = models.CharField(_("APIv3 key"), max_length=32, blank=True)
+    wechat_base_url = models.URLField(_("API base URL"), blank=True,
+                                      help_text=_("Leave empty for https://api.mch.weixin.qq.com"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("payment settings")
+        verbose_name_plural = _("payment settings")
+
+    def __str__(self) -> str:
+        return str(self.get_provider_display())
+
+
+class Order(models.Model):
+    class Kind(models.TextChoices):
+        REGISTRATION = "registration", _("Registration fee")
+        CLINIC_BILL = "clinic_bill", _("Clinic bill")
+        CONSULTATION = "consultation", _("Online consultation")
+
+    class Status(models.TextChoices):
+        CREATED = "created", _("Awaiting payment")
+        PAID = "paid", _("Paid")
+        CLOSED = "closed", _("Closed")
+        PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+        REFUNDED = "refunded", _("Refunded")
+
+    out_trade_no = models.CharField(_("merchant order number"), max_length=32, unique=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    description = models.CharField(_("description"), max_length=127)
+    payer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                              related_name="+", verbose_name=_("payer"))
+    total_fen = FenField(_("total (fen)"))
+    insurance_fen = FenField(_("paid by insurance (fen)"), default=0)
+    self_pay_fen = FenField(_("self-pay (fen)"))
+    refunded_fen = FenField(_("refunded (fen)"), default=0)
+    currency = models.CharField(_("currency"), max_length=3, default="CNY")
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices,
+                              default=Status.CREATED, db_index=True)
+    provider = models.CharField(_("provider"), max_length=20,
+                                choices=PaymentSettings.Provider.choices)
+    provider_txn_id = models.CharField(_("provider transaction id"), max_length=64, blank=True,
+                                       db_index=True)
+    notify_url = models.URLField(_("notify URL"), max_length=300, blank=True)
+    expires_at = models.DateTimeField(_("pay before"))
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    close_reason = models.CharField(_("close reason"), max_length=100, blank=True)
+    # A payment that could not be accepted (amount or currency mismatch): finance decides.
+    needs_attention = models.BooleanField(_("needs finance attention"), default=False,
+                                          db_index=True)
+    attention_reason = models.CharField(_("attention reason"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(total_fen__gte=0) & Q(insurance_fen__gte=0)
+                                   & Q(self_pay_fen__gte=0) & Q(refunded_fen__gte=0),
+                                   name="order_amounts_not_negative"),
+            models.CheckConstraint(condition=Q(total_fen=F("insurance_fen") + F("self_pay_fen")),
+                                   name="order_total_is_insurance_plus_self_pay"),
+            models.CheckConstraint(condition=Q(refunded_fen__lte=F("self_pay_fen")),
+                                   name="order_refund_within_self_pay"),
+        ]
+
+    def __str__(self) -> str:
+        return self.out_trade_no
+
+    @property
+    def refundable_fen(self) -> Fen:
+        if self.status not in (self.Status.PAID, self.Status.PARTIALLY_REFUNDED):
+            return 0
+        return self.self_pay_fen - self.refunded_fen
+
+
+class OrderEvent(models.Model):
+    """The audit trail of an order: every state change, who or what caused it, and when."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(_("action"), max_length=40)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                              blank=True, related_name="+", verbose_name=_("by"))
+    source = models.CharField(_("source"), max_length=20)  # patient / staff / provider / system
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.action}"
+
+
+class PaymentNotification(models.Model):
+    """Every verified callback from a provider, once (the unique id makes replays no-ops)."""
+
+    provider = models.CharField(max_length=20)
+    notification_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20)  # payment / refund
+    out_trade_no = models.CharField(max_length=32, db_index=True)
+    body = models.JSONField()
+    outcome = models.CharField(max_length=40, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("provider notification")
+        verbose_name_plural = _("provider notifications")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "notification_id"],
+                                    name="notification_once_per_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.notification_id}"
+
+
+class Refund(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Processing")
+        SUCCEEDED = "succeeded", _("Refunded")
+        FAILED = "failed", _("Failed")
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    out_refund_no = models.CharField(_("refund number"), max_length=64, unique=True)
+    amount_fen = FenField(_("amount (fen)"))
+    reason = models.CharField(_("reason"), max_length=200)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices,
+                              default=Status.PENDING, db_index=True)
+    provider_refund_id = models.CharField(max_length=64, blank=True)
+    failure_reason = models.CharField(max_length=200, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                     null=True, blank=True, related_name="+",
+                                     verbose_name=_("requested by"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    succeeded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_fen__gt=0), name="refund_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.out_refund_no
+
+
+class ClinicBill(models.Model):
+    """A bill raised at the clinic (诊间): tests, drugs, treatment, paid on the phone."""
+
+    class Status(models.TextChoices):
+        UNPAID = "unpaid", _("Unpaid")
+        PAYING = "paying", _("Payment in progress")
+        PAID = "paid", _("Paid")
+        CANCELLED = "cancelled", _("Cancelled")
+        REFUNDED = "refunded", _("Refunded")
+
+    bill_no = models.CharField(_("bill number"), max_length=32, unique=True)
+    patient_card = models.ForeignKey("registration.PatientCard", on_delete=models.PROTECT,
+                                     related_name="clinic_bills", verbose_name=_("patient card"))
+    department = models.ForeignKey("registration.Department", on_delete=models.PROTECT,
+                                   null=True, blank=True, related_name="+",
+                                   verbose_name=_("department"))
+    doctor_name = models.CharField(_("doctor"), max_length=50, blank=True)
+    total_fen = FenField(_("total (fen)"), default=0)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices,
+                              default=Status.UNPAID, db_index=True)
+    insurance_type = models.CharField(_("insurance type"), max_length=20, blank=True)
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="clinic_bill", verbose_name=_("order"))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   null=True, blank=True, related_name="+",
+                                   verbose_name=_("created by"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("clinic bill")
+        verbose_name_plural = _("clinic bills")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.bill_no
+
+
+class ClinicBillItem(models.Model):
+    class ItemClass(models.TextChoices):
+        A = "A", _("Class A (甲类, covered)")
+        B = "B", _("Class B (乙类, partly covered)")
+        C = "C", _("Class C (丙类, not covered)")
+
+    bill = models.ForeignKey(ClinicBill, on_delete=models.CASCADE, related_name="items")
+    name = models.CharField(_("item"), max_length=100)
+    item_class = models.CharField(_("insurance class"), max_length=1, choices=ItemClass.choices,
+                                  default=ItemClass.A)
+    unit_price_fen = FenField(_("unit price (fen)"))
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    amount_fen = FenField(_("amount (fen)"), editable=False)
+
+    class Meta:
+        verbose_name = _("bill item")
+        verbose_name_plural = _("bill items")
+        constraints = [
+            models.CheckConstraint(condition=Q(unit_price_fen__gte=0), name="bill_item_price_ok"),
+            models.CheckConstraint(condition=Q(amount_fen=F("unit_price_fen") * F("quantity")),
+                                   name="bill_item_amount_is_price_times_quantity"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
