@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from .defaults import DEFAULT_DEPARTMENTS
-from .models import Department
+from .models import Department, PatientCard
 
 
 @transaction.atomic
@@ -25,3 +25,32 @@ def departments_seed_defaults() -> int:
                           "sort_order": i * 10})
             created += made
     return created
+
+
+def _next_record_number() -> str:
+    # A per-hospital sequence keeps numbers short and readable (e.g. 2026000123) without a race.
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("CREATE SEQUENCE IF NOT EXISTS patient_card_mrn_seq START 1")
+        cur.execute("SELECT nextval('patient_card_mrn_seq')")
+        (n,) = cur.fetchone()
+    from django.utils import timezone
+
+    return f"{timezone.now():%Y}{n:06d}"
+
+
+@transaction.atomic
+def patient_card_for(*, family_member) -> PatientCard:
+    """This hospital's card for a family member, created on first use."""
+    card = PatientCard.objects.filter(family_member=family_member).first()
+    if card is not None:
+        return card
+    from django.db import IntegrityError
+
+    try:
+        with transaction.atomic():
+            return PatientCard.objects.create(family_member=family_member,
+                                              medical_record_number=_next_record_number())
+    except IntegrityError:  # created concurrently by another request
+        return PatientCard.objects.get(family_member=family_member)

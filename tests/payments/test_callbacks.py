@@ -31,8 +31,9 @@ def _new_order(hospital, payer, catcher, total=5000, insurance=0) -> Order:
     return order
 
 
-def _pay_at_provider(sandbox, order, **override):
-    return sandbox_hook(sandbox, "/_test/pay", {"mchid": "sbx_alpha",
+def _pay_at_provider(sandbox, order, hospital=None, **override):
+    mchid = f"sbx_{hospital.code if hospital else 'alpha'}"
+    return sandbox_hook(sandbox, "/_test/pay", {"mchid": mchid,
                                                 "out_trade_no": order.out_trade_no, **override})
 
 
@@ -196,7 +197,7 @@ def test_late_payment_after_expiry_is_refunded(sandbox, catcher, hospital_a, pay
 
 def _paid_order(sandbox, catcher, hospital, payer, client, total=5000):
     order = _new_order(hospital, payer, catcher, total=total)
-    _pay_at_provider(sandbox, order)
+    _pay_at_provider(sandbox, order, hospital)
     assert _deliver(client, catcher.wait_for("TRANSACTION.SUCCESS", order.out_trade_no)
                     ).status_code == 200
     return _reload(hospital, order)
