@@ -258,3 +258,73 @@ class ClinicBillItem(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ReconciliationRun(models.Model):
+    """One comparison of a day's provider statement with this hospital's records."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    day = models.DateField(_("statement day"), db_index=True)
+    provider = models.CharField(_("provider"), max_length=20)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.RUNNING)
+    statement_lines = models.PositiveIntegerField(_("statement lines"), default=0)
+    provider_paid_fen = FenField(_("provider: paid"), default=0)
+    provider_refunded_fen = FenField(_("provider: refunded"), default=0)
+    local_paid_fen = FenField(_("ours: paid"), default=0)
+    local_refunded_fen = FenField(_("ours: refunded"), default=0)
+    discrepancies = models.PositiveIntegerField(_("discrepancies"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                                   blank=True, related_name="+", verbose_name=_("started by"))
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("reconciliation")
+        verbose_name_plural = _("reconciliations")
+        ordering = ["-day", "-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider}"
+
+
+class Discrepancy(models.Model):
+    class Kind(models.TextChoices):
+        MISSING_LOCALLY = "missing_locally", _("Missing locally")
+        MISSING_AT_PROVIDER = "missing_at_provider", _("Missing at provider")
+        AMOUNT_MISMATCH = "amount_mismatch", _("Amount mismatch")
+        STATUS_MISMATCH = "status_mismatch", _("Status mismatch")
+
+    class Resolution(models.TextChoices):
+        OPEN = "open", _("Open")
+        AUTO_REFUNDED = "auto_refunded", _("Orphan payment refunded automatically")
+        REQUERIED = "requeried", _("Re-queried the provider and applied")
+        FOR_FINANCE = "for_finance", _("Marked for finance")
+        RESOLVED = "resolved", _("Resolved by finance")
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE,
+                            related_name="discrepancy_rows")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, db_index=True)
+    line_kind = models.CharField(_("payment or refund"), max_length=10)
+    out_trade_no = models.CharField(_("merchant order number"), max_length=32, db_index=True)
+    out_refund_no = models.CharField(_("refund number"), max_length=64, blank=True)
+    provider_amount_fen = FenField(_("provider amount"), null=True, blank=True)
+    local_amount_fen = FenField(_("our amount"), null=True, blank=True)
+    local_status = models.CharField(_("our status"), max_length=20, blank=True)
+    resolution = models.CharField(_("resolution"), max_length=20, choices=Resolution.choices,
+                                  default=Resolution.OPEN, db_index=True)
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("discrepancy")
+        verbose_name_plural = _("discrepancies")
+        ordering = ["kind", "out_trade_no"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.out_trade_no}"

@@ -93,3 +93,14 @@ def sandbox_hook(sandbox_app, path: str, payload: dict) -> dict:
                                  method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
+
+
+@pytest.fixture
+def fresh_sandbox(tmp_path, settings):
+    """A sandbox of this test's own: its statement lists only this test's payments."""
+    server, app = serve(0, tmp_path / "sandbox", "sandbox-master-secret-dev-only", test_hooks=True)
+    app.retry_delays = [0.5, 1, 2]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.SANDBOX_PAY_URL = app.base_url
+    yield app
+    server.shutdown()
