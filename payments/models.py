@@ -43,6 +43,14 @@ class PaymentSettings(models.Model):
     wechat_apiv3_key = models.CharField(_("APIv3 key"), max_length=32, blank=True)
     wechat_base_url = models.URLField(_("API base URL"), blank=True,
                                       help_text=_("Leave empty for https://api.mch.weixin.qq.com"))
+    # Medical insurance: this hospital's outpatient policy (payments.insurance.InsurancePolicy
+    # as a dict) and, when the insurer's settlement service is used, where it is.
+    insurance_policy = models.JSONField(_("insurance policy"), default=dict, blank=True,
+                                        help_text=_("Empty: the illustrative default policy."))
+    insurance_gateway_url = models.URLField(_("insurance settlement service URL"), blank=True,
+                                            help_text=_("Empty: calculate locally."))
+    insurance_api_key = models.CharField(_("insurance service API key"), max_length=128,
+                                         blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -216,6 +224,8 @@ class ClinicBill(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=Status.choices,
                               default=Status.UNPAID, db_index=True)
     insurance_type = models.CharField(_("insurance type"), max_length=20, blank=True)
+    # The pre-settlement the patient agreed to pay (payments.insurance.settlement_to_dict).
+    settlement = models.JSONField(_("settlement"), default=dict, blank=True)
     order = models.OneToOneField(Order, on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="clinic_bill", verbose_name=_("order"))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,

@@ -99,3 +99,57 @@ def _not_paid_message() -> str:
     from django.utils.translation import gettext as _
 
     return _("The payment was not completed. You can try again before the order expires.")
+
+
+# --------------------------------------------------------------------------- clinic bills
+
+from django import forms  # noqa: E402
+from django.utils.translation import gettext_lazy as _l  # noqa: E402
+
+from . import bills  # noqa: E402
+from .insurance import InsuranceInputError, InsuranceType  # noqa: E402
+from .models import ClinicBill  # noqa: E402
+
+
+class InsuranceChoiceForm(forms.Form):
+    insurance_type = forms.ChoiceField(
+        label=_l("Pay with"), widget=forms.RadioSelect,
+        choices=[(InsuranceType.NONE.value, _l("Self-pay (no insurance)")),
+                 (InsuranceType.EMPLOYEE.value, _l("Employee medical insurance")),
+                 (InsuranceType.RESIDENT.value, _l("Resident medical insurance"))],
+        initial=InsuranceType.NONE.value)
+
+
+@login_required
+def bill_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "payments/bill_list.html",
+                  {"bills": bills.bills_for_account(request.user)})
+
+
+@login_required
+def bill_detail(request: HttpRequest, bill_no: str) -> HttpResponse:
+    """Unpaid: choose insurance, see the split, pay. Paid: the receipt."""
+    bill = get_object_or_404(bills.bills_for_account(request.user), bill_no=bill_no)
+    form = InsuranceChoiceForm(request.POST or request.GET or None,
+                               initial={"insurance_type": bill.insurance_type or "none"})
+    split = None
+    payable = bill.status in (ClinicBill.Status.UNPAID, ClinicBill.Status.PAYING)
+    if payable:
+        kind = form.data.get("insurance_type") or bill.insurance_type or "none"
+        try:
+            split = bills.clinic_bill_presettle(bill=bill, insurance_type=kind)
+        except InsuranceInputError as exc:
+            form.add_error(None, exc.message)
+    if request.method == "POST" and payable and form.is_valid():
+        try:
+            order = bills.clinic_bill_checkout(bill=bill, payer=request.user,
+                                               insurance_type=form.cleaned_data["insurance_type"])
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("payments:bill", bill_no)
+        if order.status == Order.Status.PAID:
+            return redirect("payments:bill", bill_no)
+        return order_pay(request, order.out_trade_no)
+    return render(request, "payments/bill_detail.html", {
+        "bill": bill, "items": bill.items.all(), "form": form, "split": split,
+        "payable": payable, "receipt": bill.settlement if not payable else None})

@@ -20,7 +20,7 @@ class DepartmentAdmin(RoleModelAdmin):
 class PatientCardAdmin(RoleModelAdmin):
     list_display = ("medical_record_number", "family_member", "created_at")
     list_select_related = ("family_member",)
-    search_fields = ("medical_record_number",)
+    search_fields = ("medical_record_number", "family_member__name")
     readonly_fields = ("family_member", "medical_record_number", "created_at")
 
     def has_add_permission(self, request):
