@@ -226,3 +226,20 @@ def _flag_order(d: Discrepancy) -> None:
         needs_attention=True,
         attention_reason=(_("Reconciliation %(day)s: %(kind)s") % {
             "day": d.run.day, "kind": d.get_kind_display()})[:200])
+
+
+def discrepancy_resolve_manually(*, discrepancy: Discrepancy, note: str, by) -> None:
+    """Finance closes a discrepancy with a note saying what was done."""
+    Discrepancy.objects.filter(pk=discrepancy.pk).update(
+        resolution=Discrepancy.Resolution.RESOLVED, resolved_at=timezone.now(),
+        note=(f"{note} — {by}" if by else note)[:300])
+
+
+def reconcile_yesterday() -> ReconciliationRun:
+    """The nightly job: reconcile the day that just ended in the hospital's time zone."""
+    tz = zoneinfo.ZoneInfo(getattr(connection.tenant, "time_zone", None) or "Asia/Shanghai")
+    yesterday = timezone.now().astimezone(tz).date() - timedelta(days=1)
+    done = ReconciliationRun.objects.filter(day=yesterday, status=ReconciliationRun.Status.DONE)
+    if done.exists():  # beat fired twice, or a retry after success
+        return done.first()
+    return reconcile_day(day=yesterday)

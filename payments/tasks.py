@@ -20,3 +20,12 @@ def refunds_retry_pending() -> int:
 @shared_task(name="payments.refund_submit", acks_late=True)
 def refund_submit(refund_id: int) -> None:
     services.refund_submit(refund_id=refund_id)
+
+
+@shared_task(name="payments.reconcile_yesterday", acks_late=True)
+def reconcile_yesterday() -> dict:
+    """Nightly per hospital: reconcile the previous day's provider statement."""
+    from .reconciliation import reconcile_yesterday as run
+
+    result = run()
+    return {"day": str(result.day), "discrepancies": result.discrepancies}

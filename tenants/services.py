@@ -12,8 +12,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 from django_tenants.utils import get_public_schema_name, schema_exists, tenant_context
 
-from portal.errors import DomainError
 from payments.services import payment_settings_seed
+from portal.errors import DomainError
 from registration.services import departments_seed_defaults
 
 from .models import Domain, Hospital, validate_hospital_code

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -159,6 +160,9 @@ CELERY_BEAT_SCHEDULER = "portal.beat:HeartbeatTenantScheduler"
 CELERY_BEAT_SCHEDULE: dict = {
     "orders-close-expired": {"task": "payments.orders_close_expired", "schedule": 60.0},
     "refunds-retry-pending": {"task": "payments.refunds_retry_pending", "schedule": 300.0},
+    # 18:30 UTC = 02:30 in China; the task itself works out "yesterday" per hospital time zone.
+    "reconcile-yesterday": {"task": "payments.reconcile_yesterday",
+                            "schedule": crontab(hour=18, minute=30)},
     "sso-tickets-cleanup": {
         "task": "accounts.sso_tickets_cleanup",
         "schedule": 3600.0,

@@ -94,3 +94,35 @@ def test_reconciliation_clean_day_has_no_discrepancies(fresh_sandbox, catcher, h
         assert (run.statement_lines, run.discrepancies) == (3, 0)
         assert (run.provider_paid_fen, run.local_paid_fen) == (2000, 2000)
         assert (run.provider_refunded_fen, run.local_refunded_fen) == (400, 400)
+
+
+def test_reconciliation_admin_reconciles_a_chosen_day(fresh_sandbox, catcher, hospital_a, patient,
+                                                      client_a):
+    from tests.conftest import host_client, make_staff
+
+    order = _new_order(hospital_a, patient, catcher, total=1500)
+    _pay_at_provider(fresh_sandbox, order)
+    _deliver(client_a, catcher.wait_for("TRANSACTION.SUCCESS", order.out_trade_no))
+    client = host_client("alpha.localhost", make_staff(hospital_a, "finance"))
+    yesterday = _today() - timedelta(days=1)
+    r = client.post("/admin/payments/reconciliationrun/add/", {"day": yesterday.isoformat()})
+    assert r.status_code == 302
+    with in_schema(hospital_a):
+        run = ReconciliationRun.objects.get(day=yesterday)
+        # today's payment is not on yesterday's statement, and nothing local was paid yesterday
+        assert (run.statement_lines, run.discrepancies, run.status) == (0, 0, "done")
+    # today has not ended: refused with a form error, nothing run
+    r = client.post("/admin/payments/reconciliationrun/add/", {"day": _today().isoformat()})
+    assert r.status_code == 200
+    with in_schema(hospital_a):
+        assert not ReconciliationRun.objects.filter(day=_today()).exists()
+
+
+def test_reconcile_yesterday_job_is_idempotent(fresh_sandbox, hospital_a):
+    from payments.reconciliation import reconcile_yesterday
+
+    with in_schema(hospital_a):
+        first = reconcile_yesterday()
+        again = reconcile_yesterday()
+        assert first.pk == again.pk
+        assert ReconciliationRun.objects.count() == 1
