@@ -41,14 +41,29 @@ def unique_phone() -> str:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(django_test_environment, django_db_blocker):
+    """Create the test database whatever was collected, then the platform and two hospitals.
+
+    (pytest-django's own fixture creates nothing when no collected test asks for `db`, as
+    with the browser tests alone, which would leave subprocess servers on the dev database.)
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
     from tenants.services import hospital_provision, platform_ensure
 
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"},
+                                 serialized_aliases=set())
+        name = connection.settings_dict["NAME"]
+        assert name.startswith("test_"), f"refusing to run the suite against {name!r}"
         platform_ensure(domains=[PLATFORM_HOST, "testserver", "127.0.0.1"])
         for spec in (HOSPITAL_A, HOSPITAL_B):
             hospital_provision(**spec)
         connection.set_schema_to_public()
+    yield
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        teardown_databases(db_cfg, verbosity=0)
 
 
 @pytest.fixture(autouse=True)
@@ -227,24 +242,40 @@ def celery_worker(django_db_setup, tmp_path_factory):
     stop_process(proc)
 
 
+def _port_up(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture(scope="session")
-def live_site(django_db_setup, tmp_path_factory):
+def live_sandbox(tmp_path_factory):
+    """The sandbox payment provider as its own process, as `make run` runs it; its URL."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("live-sandbox")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "payments.sandbox.server", "--port", str(port), "--data-dir",
+         str(data), "--test-hooks"], cwd=ROOT, env=subprocess_env(),
+        stdout=open(data / "sandbox.log", "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    _wait_for(lambda: _port_up(port), 30, "sandbox provider", proc)
+    yield f"http://localhost:{port}"
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def live_site(django_db_setup, live_sandbox, tmp_path_factory):
     """A real web server (gunicorn) on the test database; returns its port.
 
     Chromium resolves *.localhost to this machine, so http://alpha.localhost:PORT/ reaches it.
+    Payments go to the live sandbox provider process.
     """
     port = free_port()
     log = open(tmp_path_factory.mktemp("web") / "web.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}",
          "-w", "2", "--threads", "4", "--timeout", "60"],
-        cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=subprocess_env(SANDBOX_PAY_URL=live_sandbox.replace("localhost", "127.0.0.1")),
+        stdout=log, stderr=subprocess.STDOUT,
     )
-
-    def up() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    _wait_for(up, 60, "web server", proc)
+    _wait_for(lambda: _port_up(port), 60, "web server", proc)
     yield port
     stop_process(proc)

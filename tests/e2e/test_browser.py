@@ -6,43 +6,11 @@ through single sign-on), add a family member there, switch to English.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from tests.conftest import unique_phone
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason="Debian's chromium is not installed (make test installs it)"),
-]
-
-
-@pytest.fixture
-def page(live_site, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
-        )
-        context = browser.new_context(viewport={"width": 390, "height": 844},
-                                      locale="en-US")  # the site still defaults to Chinese
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-        try:
-            page.screenshot(path=str(tmp_path / "last.png"))
-        finally:
-            context.close()
-            browser.close()
+pytestmark = [pytest.mark.browser]
 
 
 def test_browser_signup_login_hospital_sso_family_member_english(page, live_site):
