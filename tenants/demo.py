@@ -31,3 +31,11 @@ PATIENT = {
         {"name": "张小雨", "relation": "child", "id_number": "110101201806150023"},
     ],
 }
+
+# An unpaid clinic bill for the demo patient at the first hospital (amounts in fen).
+CLINIC_BILL_ITEMS = [
+    {"name": "心电图", "item_class": "A", "unit_price_fen": 4500, "quantity": 1},
+    {"name": "血脂四项", "item_class": "A", "unit_price_fen": 8800, "quantity": 1},
+    {"name": "阿托伐他汀钙片 20mg×7", "item_class": "B", "unit_price_fen": 3260, "quantity": 2},
+    {"name": "鱼油软胶囊", "item_class": "C", "unit_price_fen": 6800, "quantity": 1},
+]

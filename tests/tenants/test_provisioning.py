@@ -93,6 +93,13 @@ def test_seed_demo_is_idempotent(db):
     assert (Hospital.objects.count(), User.objects.count(), FamilyMember.objects.count()) == counts
     assert Hospital.objects.filter(code__in=["binjiang", "qinghe"]).count() == 2
     assert User.objects.get(phone="13800138000").family_members.count() == 2
+    from django_tenants.utils import tenant_context
+
+    from payments.models import ClinicBill
+
+    with tenant_context(Hospital.objects.get(code="binjiang")):
+        bill = ClinicBill.objects.get()  # exactly one, however often seeded
+        assert (bill.status, bill.total_fen) == ("unpaid", 4500 + 8800 + 2 * 3260 + 6800)
 
 
 def test_platform_admin_provisions_hospital(db, operator):

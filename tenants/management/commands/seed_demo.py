@@ -33,7 +33,27 @@ class Command(BaseCommand):
             for member in demo.PATIENT["family"]:
                 if not patient.family_members.filter(id_number=member["id_number"]).exists():
                     family_member_add(account=patient, **member)
+        self._demo_bill(patient)
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
+
+    def _demo_bill(self, patient: User) -> None:
+        """An unpaid clinic bill for the demo patient at the first hospital, to try paying."""
+        from django_tenants.utils import tenant_context
+
+        from payments.bills import clinic_bill_open, clinic_bill_set_items
+        from payments.models import ClinicBill
+        from registration.models import Department
+        from registration.services import patient_card_for
+
+        hospital = Hospital.objects.get(code=demo.HOSPITALS[0]["code"])
+        with tenant_context(hospital):
+            cards = [patient_card_for(family_member=m) for m in patient.family_members.all()]
+            if not cards or ClinicBill.objects.filter(patient_card__in=cards).exists():
+                return
+            bill = clinic_bill_open(patient_card=cards[0], doctor_name="李医生",
+                                    department=Department.objects.filter(code="cardiology").first())
+            clinic_bill_set_items(bill=bill, items=demo.CLINIC_BILL_ITEMS)
+            self.stdout.write(f"  demo clinic bill {bill.bill_no} at {hospital.code}")
 
     def _account(self, spec: dict, **flags) -> User:
         user = User.objects.filter(phone=spec["phone"]).first()
