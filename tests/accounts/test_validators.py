@@ -2,6 +2,7 @@ import logging
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils.translation import override
 
 from portal.accounts.validators import (
     mask_id_number,
@@ -33,10 +34,11 @@ def test_id_number_valid_gives_sex_and_birth_date():
     ],
 )
 def test_id_number_invalid_has_user_facing_message(value, code, message_part):
-    with pytest.raises(ValidationError) as exc:
-        parse_id_number(value)
-    assert exc.value.code == code
-    assert message_part in exc.value.messages[0]
+    with override("en"):  # messages are lazy: read them while English is active
+        with pytest.raises(ValidationError) as exc:
+            parse_id_number(value)
+        assert exc.value.code == code
+        assert message_part in exc.value.messages[0]
 
 
 @pytest.mark.parametrize("raw", ["13800138000", "+86 138 0013 8000", "0086-138-0013-8000",
@@ -49,10 +51,20 @@ def test_mobile_valid_forms_normalise(raw):
 @pytest.mark.parametrize("raw", ["12800138000", "1380013800", "138001380001", "abc", "",
                                  "02012345678"])
 def test_mobile_invalid_is_rejected_with_message(raw):
+    with override("en"):
+        with pytest.raises(ValidationError) as exc:
+            validate_mobile(raw)
+        assert exc.value.code == "invalid_mobile"
+        assert "11 digits" in exc.value.messages[0]
+
+
+def test_id_and_mobile_messages_are_chinese_by_default():
     with pytest.raises(ValidationError) as exc:
-        validate_mobile(raw)
-    assert exc.value.code == "invalid_mobile"
-    assert "11 digits" in exc.value.messages[0]
+        parse_id_number("110101199003071234")
+    assert "校验" in exc.value.messages[0]
+    with pytest.raises(ValidationError) as exc:
+        validate_mobile("123")
+    assert "手机号" in exc.value.messages[0]
 
 
 def test_mask_id_number_hides_birth_date_and_sequence():
