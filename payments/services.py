@@ -324,6 +324,15 @@ def _refund_create(*, order: Order, amount_fen: Fen, reason: str, actor, source:
     return refund
 
 
+def refund_create_locked(*, order: Order, amount_fen: Fen, reason: str, source: str,
+                         actor=None, key: str | None = None) -> Refund:
+    """For other apps' services that already hold the order's row lock in their transaction:
+    record a PENDING refund atomically with their own change; submit it after commit with
+    `refund_submit` (the pending-refund sweeper covers a crash in between)."""
+    return _refund_create(order=order, amount_fen=amount_fen, reason=reason, actor=actor,
+                          source=source, key=key)
+
+
 def hashlib_hex(text: str) -> str:
     import hashlib
 

@@ -4,12 +4,14 @@ from django.urls import include, path
 
 from portal import health, views
 from portal.accounts import sso
+from portal.notifications import views as inbox_views
 from portal.admin_sites import hospital_admin_site
 from tenants import views as tenant_views
 
 urlpatterns = [
     path("", tenant_views.hospital_home, name="home"),
     path("accounts/", include("portal.accounts.urls")),
+    path("inbox/", inbox_views.inbox, name="inbox"),
     path("payments/", include("payments.urls")),
     path("sso/callback/", sso.callback, name="sso_callback"),
     path("i18n/setlang/", views.set_language, name="set_language"),

@@ -4,12 +4,14 @@ from django.urls import include, path
 
 from portal import health, views
 from portal.accounts import sso
+from portal.notifications import views as inbox_views
 from portal.admin_sites import platform_admin_site
 from tenants import views as tenant_views
 
 urlpatterns = [
     path("", tenant_views.platform_home, name="home"),
     path("accounts/", include("portal.accounts.urls")),
+    path("inbox/", inbox_views.inbox, name="inbox"),
     path("sso/authorize/", sso.authorize, name="sso_authorize"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("health/", health.health, name="health"),

@@ -9,6 +9,15 @@ from .models import Department, PatientCard
 
 
 @transaction.atomic
+def title_fees_seed_defaults() -> None:
+    from .booking import DEFAULT_TITLE_FEES
+    from .models import TitleFee
+
+    for title, fee in DEFAULT_TITLE_FEES.items():
+        TitleFee.objects.get_or_create(title=title, defaults={"fee_fen": fee})
+
+
+@transaction.atomic
 def departments_seed_defaults() -> int:
     """Create the default department tree where it is missing; return how many were created."""
     created = 0

@@ -11,3 +11,27 @@ def departments_seed_defaults_task() -> dict:
     """Restore missing default departments in the sending hospital's schema."""
     created = departments_seed_defaults()
     return {"schema": connection.schema_name, "created": created}
+
+
+@shared_task(name="registration.booking_expire", acks_late=True)
+def booking_expire_task(booking_id: int) -> bool:
+    """Scheduled when a hold is made, for the moment it expires."""
+    from .booking import booking_expire
+
+    return booking_expire(booking_id=booking_id)
+
+
+@shared_task(name="registration.bookings_expire_due")
+def bookings_expire_due_task() -> int:
+    """Per-minute safety net for holds whose own expiry task was lost."""
+    from .booking import bookings_expire_due
+
+    return bookings_expire_due()
+
+
+@shared_task(name="registration.bookings_mark_no_shows")
+def bookings_mark_no_shows_task() -> int:
+    """After each day: confirmed bookings never checked in become no-shows."""
+    from .booking import bookings_mark_no_shows
+
+    return bookings_mark_no_shows()

@@ -14,7 +14,7 @@ from django_tenants.utils import get_public_schema_name, schema_exists, tenant_c
 
 from payments.services import payment_settings_seed
 from portal.errors import DomainError
-from registration.services import departments_seed_defaults
+from registration.services import departments_seed_defaults, title_fees_seed_defaults
 
 from .models import Domain, Hospital, validate_hospital_code
 
@@ -121,6 +121,7 @@ def hospital_provision(
         say(_("adding default departments and rules"))
         with tenant_context(hospital):
             departments_seed_defaults()
+            title_fees_seed_defaults()
             payment_settings_seed(merchant_id=f"sbx_{code}")
         hospital.is_ready = True
         hospital.save(update_fields=["is_ready"])

@@ -19,6 +19,7 @@ SHARED_APPS = [
     "django_tenants",
     "tenants",
     "portal.accounts",
+    "portal.notifications",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -77,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.site",
+                "portal.notifications.context_processors.inbox",
             ],
         },
     },
@@ -160,6 +162,10 @@ CELERY_BEAT_SCHEDULER = "portal.beat:HeartbeatTenantScheduler"
 # Entries without "tenant_schemas" run in every active hospital; later issues add jobs here.
 CELERY_BEAT_SCHEDULE: dict = {
     "orders-close-expired": {"task": "payments.orders_close_expired", "schedule": 60.0},
+    "bookings-expire-due": {"task": "registration.bookings_expire_due", "schedule": 60.0},
+    # 16:30 UTC = 00:30 in China: yesterday's unattended bookings become no-shows.
+    "bookings-mark-no-shows": {"task": "registration.bookings_mark_no_shows",
+                               "schedule": crontab(hour=16, minute=30)},
     "refunds-retry-pending": {"task": "payments.refunds_retry_pending", "schedule": 300.0},
     # 18:30 UTC = 02:30 in China; the task itself works out "yesterday" per hospital time zone.
     "reconcile-yesterday": {"task": "payments.reconcile_yesterday",

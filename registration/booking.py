@@ -1,0 +1,576 @@
+"""Booking services (挂号): holds, confirmation, cancellation, expiry, waitlist, stop-clinic,
+check-in and no-shows. Run inside the hospital's schema.
+
+Invariants and how they are kept:
+
+* A slice is never given to more patients than its capacity: a place is taken with one
+  conditional UPDATE (`booked = booked + 1 WHERE booked < capacity`), never read-check-write,
+  and a CHECK constraint backs it up.
+* The per-patient rules (max active bookings, one per doctor per day, bans) are read-check-
+  write, so each patient's bookings are serialised with a transaction-scoped advisory lock on
+  the family member: two tabs booking for the same child cannot both pass the checks.
+* Lock order, everywhere: payment order row → booking row → slice row. The payment callback
+  (order → booking), expiry, cancellation and stop-clinic all follow it, so none deadlock.
+* A hold and its payment order expire together in one transaction; a payment that arrives
+  after that finds the order closed and is refunded by the payments app.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from payments import services as payments
+from payments.models import Order
+from portal.errors import DomainError
+
+from .models import Booking, BookingBan, BookingEvent, Schedule, TimeSlice, WaitlistEntry
+from .services import patient_card_for
+
+log = logging.getLogger(__name__)
+
+_MEMBER_LOCK_NAMESPACE = 7301  # advisory-lock namespace for "one patient's bookings"
+
+
+class BookingError(DomainError):
+    code = "booking_error"
+
+
+class SlotSoldOut(BookingError):
+    code = "slot_sold_out"
+
+
+class NotYetReleased(BookingError):
+    code = "not_yet_released"
+
+
+class OutsideBookingWindow(BookingError):
+    code = "outside_booking_window"
+
+
+class SlotInThePast(BookingError):
+    code = "slot_in_the_past"
+
+
+class ScheduleStopped(BookingError):
+    code = "schedule_stopped"
+
+
+class BookingLimitReached(BookingError):
+    code = "booking_limit_reached"
+
+
+class DuplicateBooking(BookingError):
+    code = "duplicate_booking"
+
+
+class PatientBanned(BookingError):
+    code = "patient_banned"
+
+
+class NotYourPatient(BookingError):
+    code = "not_your_patient"
+
+
+class CancelTooLate(BookingError):
+    code = "cancel_cutoff_passed"
+
+
+class NotCancellable(BookingError):
+    code = "not_cancellable"
+
+
+class WaitlistNotAvailable(BookingError):
+    code = "waitlist_not_available"
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _hospital():
+    return connection.tenant
+
+
+def _tz():
+    import zoneinfo
+
+    return zoneinfo.ZoneInfo(getattr(_hospital(), "time_zone", None) or "Asia/Shanghai")
+
+
+def release_moment(day) -> datetime:
+    """When a day's slots open: `booking_window_days` before, at the daily release time."""
+    h = _hospital()
+    opens_on = day - timedelta(days=h.booking_window_days)
+    return datetime.combine(opens_on, h.release_time, tzinfo=_tz())
+
+
+def cancel_deadline(day) -> datetime:
+    """Patients cancel online until the cut-off hour of the day before."""
+    h = _hospital()
+    return datetime.combine(day - timedelta(days=1), time(h.cancel_cutoff_hour), tzinfo=_tz())
+
+
+def check_bookable(slice_: TimeSlice, *, now: datetime | None = None) -> None:
+    """Schedule and time rules for a slice, each with a clear message."""
+    now = now or timezone.now()
+    schedule = slice_.schedule
+    if schedule.status != Schedule.Status.OPEN:
+        raise ScheduleStopped(_("The doctor has stopped this clinic; please choose another time."))
+    if slice_.start <= now:
+        raise SlotInThePast(_("This time has already passed."))
+    opens = release_moment(schedule.date)
+    if now < opens:
+        raise NotYetReleased(
+            _("Places for %(day)s open at %(when)s.") % {
+                "day": schedule.date.isoformat(),
+                "when": timezone.localtime(opens, _tz()).strftime("%Y-%m-%d %H:%M")})
+    if schedule.date > timezone.localtime(now, _tz()).date() + timedelta(
+            days=_hospital().booking_window_days):
+        raise OutsideBookingWindow(_("This day is beyond the booking window."))
+
+
+def _lock_patient(family_member_id: int) -> None:
+    # Serialises one patient's bookings until the end of the transaction (see module docstring).
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                    [_MEMBER_LOCK_NAMESPACE, family_member_id])
+
+
+def check_patient_rules(*, family_member, doctor_id: int, day) -> None:
+    """Ban, max active bookings, one booking per doctor per day. Call with the patient locked."""
+    h = _hospital()
+    today = timezone.localdate(timezone=_tz())
+    ban = BookingBan.objects.filter(family_member=family_member, until__gte=today).order_by(
+        "-until").first()
+    if ban is not None:
+        raise PatientBanned(_("Online booking for %(name)s is suspended until %(until)s: "
+                              "%(reason)s") % {"name": family_member.name, "until": ban.until,
+                                               "reason": ban.reason})
+    active = Booking.objects.filter(family_member=family_member, status__in=Booking.ACTIVE,
+                                    date__gte=today)
+    if active.count() >= h.max_active_bookings:
+        raise BookingLimitReached(
+            _("%(name)s already has %(n)d active bookings here, the most allowed.") % {
+                "name": family_member.name, "n": h.max_active_bookings})
+    if h.one_booking_per_doctor_per_day and active.filter(doctor_id=doctor_id, date=day).exists():
+        raise DuplicateBooking(
+            _("%(name)s already has a booking with this doctor on that day.") % {
+                "name": family_member.name})
+
+
+def _event(booking: Booking, action: str, *, source: str, actor=None, before: str = "",
+           **detail) -> None:
+    BookingEvent.objects.create(booking=booking, action=action, from_status=before,
+                                to_status=booking.status, actor=actor, source=source,
+                                detail=detail)
+
+
+def _free_queue_number(slice_: TimeSlice) -> int:
+    # Called with the slice row locked (by the conditional UPDATE that took the place).
+    taken = set(Booking.objects.filter(slice_id=slice_.pk, status__in=Booking.ACTIVE)
+                .values_list("queue_number", flat=True))
+    for n in range(slice_.queue_base, slice_.queue_base + slice_.capacity):
+        if n not in taken:
+            return n
+    raise SlotSoldOut(_("This time is fully booked."))  # cannot happen: capacity was checked
+
+
+# --------------------------------------------------------------------------- hold / confirm
+
+
+def booking_hold(*, slice_id: int, family_member, account, source: str = "web") -> Booking:
+    """Take a place for a patient: confirmed at once if free, otherwise a hold awaiting payment."""
+    if family_member.account_id != account.pk:
+        raise NotYourPatient(_("You can only book for your own family members."))
+    with transaction.atomic():
+        slice_ = TimeSlice.objects.select_related("schedule__doctor").filter(pk=slice_id).first()
+        if slice_ is None:
+            raise SlotSoldOut(_("This time is no longer available."))
+        check_bookable(slice_)
+        schedule = slice_.schedule
+        _lock_patient(family_member.pk)
+        check_patient_rules(family_member=family_member, doctor_id=schedule.doctor_id,
+                            day=schedule.date)
+        # The one place where capacity is spent: atomic, and it locks the slice row.
+        if not TimeSlice.objects.filter(pk=slice_.pk, booked__lt=F("capacity")).update(
+                booked=F("booked") + 1):
+            raise SlotSoldOut(_("Sorry, this time has just been fully booked."))
+        card = patient_card_for(family_member=family_member)
+        now = timezone.now()
+        booking = Booking(slice=slice_, schedule=schedule, doctor_id=schedule.doctor_id,
+                          date=schedule.date, patient_card=card, family_member=family_member,
+                          account=account, queue_number=_free_queue_number(slice_),
+                          fee_fen=schedule.fee_fen, source=source)
+        if schedule.fee_fen == 0:
+            booking.status, booking.confirmed_at = Booking.Status.CONFIRMED, now
+        else:
+            hold = timedelta(minutes=_hospital().hold_minutes)
+            booking.status, booking.hold_expires_at = Booking.Status.HELD, now + hold
+            booking.order = payments.order_create(
+                kind=Order.Kind.REGISTRATION, payer=account, total_fen=schedule.fee_fen,
+                description=_("Registration: %(doctor)s %(day)s #%(n)d") % {
+                    "doctor": schedule.doctor.name, "day": schedule.date.isoformat(),
+                    "n": booking.queue_number},
+                expires_in=hold)
+        booking.save()
+        _event(booking, "held" if booking.status == Booking.Status.HELD else "confirmed",
+               source=source, actor=account, queue_number=booking.queue_number)
+        if booking.status == Booking.Status.HELD:
+            pk, eta = booking.pk, booking.hold_expires_at
+            transaction.on_commit(lambda: _schedule_expiry(pk, eta))
+    return booking
+
+
+def _schedule_expiry(booking_id: int, eta: datetime) -> None:
+    from .tasks import booking_expire_task
+
+    try:
+        booking_expire_task.apply_async(args=[booking_id], eta=eta + timedelta(seconds=1))
+    except Exception:  # broker down: the per-minute sweeper releases it instead
+        log.warning("could not schedule expiry of booking %s; the sweeper will", booking_id)
+
+
+@payments.on_order_paid(Order.Kind.REGISTRATION)
+def _booking_paid(order: Order) -> None:
+    """Payment arrived for a hold (called with the order row locked)."""
+    booking = Booking.objects.select_for_update().filter(order=order).first()
+    if booking is None:
+        return
+    if booking.status != Booking.Status.HELD:
+        # Cannot normally happen (expiry and cancel close the order in the same transaction);
+        # if it does, the money goes back rather than being kept for nothing.
+        refund = payments.refund_create_locked(
+            order=order, amount_fen=order.self_pay_fen, source="system",
+            reason=_("Automatic refund: the booking was no longer held."), key="booking-gone")
+        transaction.on_commit(lambda: payments.refund_submit(refund_id=refund.pk))
+        return
+    before = booking.status
+    booking.status, booking.confirmed_at = Booking.Status.CONFIRMED, timezone.now()
+    booking.save(update_fields=["status", "confirmed_at"])
+    _event(booking, "confirmed", source="provider", before=before)
+
+
+# --------------------------------------------------------------------------- release
+
+
+def _lock_booking(booking_id: int) -> Booking | None:
+    """Lock order (if any), then booking: the module's lock order."""
+    order_id = Booking.objects.filter(pk=booking_id).values_list("order_id", flat=True).first()
+    if order_id:
+        Order.objects.select_for_update().get(pk=order_id)
+    return (Booking.objects.select_for_update(of=("self",))
+            .select_related("order", "schedule").filter(pk=booking_id).first())
+
+
+def _release_place(booking: Booking) -> None:
+    TimeSlice.objects.filter(pk=booking.slice_id, booked__gt=0).update(booked=F("booked") - 1)
+    schedule_id = booking.schedule_id
+    transaction.on_commit(lambda: waitlist_offer_next(schedule_id=schedule_id))
+
+
+def booking_expire(*, booking_id: int) -> bool:
+    """Release an unpaid hold whose time is up. Safe to call any number of times."""
+    with transaction.atomic():
+        booking = _lock_booking(booking_id)
+        if booking is None or booking.status != Booking.Status.HELD:
+            return False
+        if booking.hold_expires_at and booking.hold_expires_at > timezone.now():
+            return False
+        booking.status = Booking.Status.EXPIRED
+        booking.save(update_fields=["status"])
+        _event(booking, "expired", source="system", before=Booking.Status.HELD)
+        if booking.order_id:
+            payments.order_close(order=booking.order, reason="hold expired")
+        _release_place(booking)
+    return True
+
+
+def bookings_expire_due(*, limit: int = 500) -> int:
+    ids = list(Booking.objects.filter(status=Booking.Status.HELD,
+                                      hold_expires_at__lte=timezone.now())
+               .values_list("pk", flat=True)[:limit])
+    return sum(booking_expire(booking_id=pk) for pk in ids)
+
+
+def booking_cancel(*, booking: Booking, actor, source: str = "patient", reason: str = "",
+                   status: str = Booking.Status.CANCELLED) -> Booking:
+    """Cancel an active booking: the place returns to the pool, money paid is refunded."""
+    refund_id = None
+    with transaction.atomic():
+        locked = _lock_booking(booking.pk)
+        if locked is None or not locked.is_active:
+            raise NotCancellable(_("This booking is no longer active."))
+        if source == "patient":
+            if locked.account_id != actor.pk:
+                raise NotYourPatient(_("You can only cancel your own bookings."))
+            if locked.status == Booking.Status.CHECKED_IN:
+                raise NotCancellable(_("You have already checked in."))
+            if timezone.now() >= cancel_deadline(locked.date):
+                raise CancelTooLate(
+                    _("Online cancellation closed at %(when)s; please contact the hospital.") % {
+                        "when": timezone.localtime(cancel_deadline(locked.date), _tz())
+                        .strftime("%Y-%m-%d %H:%M")})
+        before = locked.status
+        locked.status, locked.cancelled_at = status, timezone.now()
+        locked.cancel_reason = reason[:200]
+        locked.save(update_fields=["status", "cancelled_at", "cancel_reason"])
+        _event(locked, "cancelled" if status == Booking.Status.CANCELLED else "stopped",
+               source=source, actor=actor, before=before, reason=reason)
+        order = locked.order
+        if order is not None:
+            if order.status == Order.Status.CREATED:
+                payments.order_close(order=order, reason="booking cancelled", actor=actor,
+                                     source=source)
+            elif order.refundable_fen > 0:
+                refund_id = payments.refund_create_locked(
+                    order=order, amount_fen=order.refundable_fen, actor=actor, source=source,
+                    reason=reason or _("Booking cancelled."), key=f"booking-{locked.pk}").pk
+        _release_place(locked)
+    if refund_id:
+        payments.refund_submit(refund_id=refund_id)
+    return locked
+
+
+# --------------------------------------------------------------------------- waitlist
+
+
+def waitlist_join(*, schedule: Schedule, family_member, account) -> WaitlistEntry:
+    if family_member.account_id != account.pk:
+        raise NotYourPatient(_("You can only book for your own family members."))
+    with transaction.atomic():
+        now = timezone.now()
+        open_slices = TimeSlice.objects.filter(schedule=schedule, start__gt=now)
+        if schedule.status != Schedule.Status.OPEN or not open_slices.exists():
+            raise WaitlistNotAvailable(_("This clinic cannot be waitlisted."))
+        first = open_slices.select_related("schedule").first()
+        check_bookable(first)
+        if open_slices.filter(booked__lt=F("capacity")).exists():
+            raise WaitlistNotAvailable(_("Places are still free: book one instead."))
+        _lock_patient(family_member.pk)
+        check_patient_rules(family_member=family_member, doctor_id=schedule.doctor_id,
+                            day=schedule.date)
+        if WaitlistEntry.objects.filter(schedule=schedule, family_member=family_member,
+                                        status=WaitlistEntry.Status.WAITING).exists():
+            raise WaitlistNotAvailable(_("%(name)s is already on the waitlist.") % {
+                "name": family_member.name})
+        return WaitlistEntry.objects.create(schedule=schedule, family_member=family_member,
+                                            account=account)
+
+
+def waitlist_offer_next(*, schedule_id: int) -> Booking | None:
+    """A place came free: offer it (as a hold of their own) to the first patient waiting."""
+    from portal.notifications.services import inbox_send
+
+    while True:
+        with transaction.atomic():
+            entry = (WaitlistEntry.objects.select_for_update(skip_locked=True)
+                     .select_related("family_member", "account", "schedule__doctor")
+                     .filter(schedule_id=schedule_id, status=WaitlistEntry.Status.WAITING)
+                     .order_by("created_at", "pk").first())
+            if entry is None:
+                return None
+            slice_ = (TimeSlice.objects.filter(schedule_id=schedule_id, start__gt=timezone.now(),
+                                               booked__lt=F("capacity")).order_by("start").first())
+            if slice_ is None:
+                return None  # someone else took the place first; entries keep waiting
+            try:
+                with transaction.atomic():
+                    booking = booking_hold(slice_id=slice_.pk, family_member=entry.family_member,
+                                           account=entry.account, source="waitlist")
+            except SlotSoldOut:
+                continue
+            except BookingError as exc:
+                entry.status = WaitlistEntry.Status.EXPIRED
+                entry.save(update_fields=["status"])
+                log.info("waitlist entry %s skipped: %s", entry.pk, exc.code)
+                continue
+            entry.status, entry.booking = WaitlistEntry.Status.OFFERED, booking
+            entry.save(update_fields=["status", "booking"])
+            schedule = entry.schedule
+            when = timezone.localtime(booking.hold_expires_at, _tz()).strftime("%H:%M") \
+                if booking.hold_expires_at else ""
+            inbox_send(
+                user=entry.account, hospital=_hospital(), kind="waitlist_offer",
+                dedupe_key=f"waitlist-offer:{connection.schema_name}:{entry.pk}",
+                title=_("A place is yours: %(doctor)s, %(day)s") % {
+                    "doctor": schedule.doctor.name, "day": schedule.date.isoformat()},
+                body=(_("A place came free for %(name)s. Queue number %(n)d. Please pay before "
+                        "%(when)s or it goes to the next patient.") % {
+                    "name": entry.family_member.name, "n": booking.queue_number, "when": when})
+                if booking.status == Booking.Status.HELD else
+                _("A place came free for %(name)s. Queue number %(n)d.") % {
+                    "name": entry.family_member.name, "n": booking.queue_number},
+                link=f"/bookings/{booking.pk}/")
+            return booking
+
+
+def waitlist_leave(*, entry: WaitlistEntry, account) -> None:
+    if entry.account_id != account.pk:
+        raise NotYourPatient(_("You can only change your own waitlist entries."))
+    WaitlistEntry.objects.filter(pk=entry.pk, status=WaitlistEntry.Status.WAITING).update(
+        status=WaitlistEntry.Status.CANCELLED)
+
+
+# --------------------------------------------------------------------------- stop-clinic
+
+
+def schedule_stop(*, schedule: Schedule, reason: str, actor) -> int:
+    """Stop a clinic session: every booking is cancelled and refunded, every patient told."""
+    from portal.notifications.services import inbox_send
+
+    if not (reason or "").strip():
+        raise BookingError(_("Give the patients a reason."), code="reason_required")
+    with transaction.atomic():
+        schedule = Schedule.objects.select_for_update().get(pk=schedule.pk)
+        if schedule.status == Schedule.Status.STOPPED:
+            return 0
+        schedule.status, schedule.stop_reason = Schedule.Status.STOPPED, reason.strip()
+        schedule.save(update_fields=["status", "stop_reason"])
+        booking_ids = list(Booking.objects.filter(schedule=schedule, status__in=Booking.ACTIVE)
+                           .values_list("pk", flat=True))
+        waiting = list(WaitlistEntry.objects.filter(schedule=schedule,
+                                                    status=WaitlistEntry.Status.WAITING)
+                       .select_related("account", "family_member"))
+        WaitlistEntry.objects.filter(pk__in=[w.pk for w in waiting]).update(
+            status=WaitlistEntry.Status.EXPIRED)
+    doctor, day = schedule.doctor, schedule.date
+    title = _("Clinic stopped: %(doctor)s, %(day)s") % {"doctor": doctor.name,
+                                                         "day": day.isoformat()}
+    for pk in booking_ids:
+        booking = booking_cancel(booking=Booking(pk=pk), actor=actor, source="staff",
+                                 reason=reason, status=Booking.Status.STOPPED)
+        paid = booking.order is not None and booking.order.status != Order.Status.CLOSED
+        inbox_send(
+            user=booking.account, hospital=_hospital(), kind="schedule_stopped",
+            dedupe_key=f"stopped:{connection.schema_name}:{booking.pk}", title=title,
+            body=_("%(doctor)s will not see patients on %(day)s (%(reason)s). The booking of "
+                   "%(name)s (queue number %(n)d) is cancelled%(refund)s. We apologise.") % {
+                "doctor": doctor.name, "day": day.isoformat(), "reason": reason,
+                "name": booking.family_member.name, "n": booking.queue_number,
+                "refund": _(" and the fee is refunded") if paid else ""},
+            link=f"/bookings/{booking.pk}/")
+    for w in waiting:
+        inbox_send(user=w.account, hospital=_hospital(), kind="schedule_stopped",
+                   dedupe_key=f"stopped-wait:{connection.schema_name}:{w.pk}", title=title,
+                   body=_("%(doctor)s will not see patients on %(day)s (%(reason)s); the "
+                          "waitlist is closed.") % {"doctor": doctor.name, "day": day.isoformat(),
+                                                    "reason": reason})
+    return len(booking_ids)
+
+
+# --------------------------------------------------------------------------- visit day
+
+
+def booking_check_in(*, booking: Booking, actor) -> Booking:
+    with transaction.atomic():
+        locked = _lock_booking(booking.pk)
+        if locked is None or locked.status != Booking.Status.CONFIRMED:
+            raise NotCancellable(_("Only confirmed bookings can be checked in."))
+        if locked.date != timezone.localdate(timezone=_tz()):
+            raise BookingError(_("Check-in is only possible on the day of the visit."),
+                               code="not_visit_day")
+        locked.status, locked.checked_in_at = Booking.Status.CHECKED_IN, timezone.now()
+        locked.save(update_fields=["status", "checked_in_at"])
+        _event(locked, "checked_in", source="staff", actor=actor,
+               before=Booking.Status.CONFIRMED)
+    return locked
+
+
+def bookings_mark_no_shows(*, before_day=None) -> int:
+    """Confirmed bookings of days that have ended become no-shows; repeat offenders are banned."""
+    h = _hospital()
+    today = timezone.localdate(timezone=_tz())
+    before_day = before_day or today
+    marked = 0
+    members: set[int] = set()
+    for pk in Booking.objects.filter(status=Booking.Status.CONFIRMED, date__lt=before_day
+                                     ).values_list("pk", flat=True):
+        with transaction.atomic():
+            b = _lock_booking(pk)
+            if b is None or b.status != Booking.Status.CONFIRMED:
+                continue
+            b.status = Booking.Status.NO_SHOW
+            b.save(update_fields=["status"])
+            _event(b, "no_show", source="system", before=Booking.Status.CONFIRMED)
+            marked += 1
+            members.add(b.family_member_id)
+    since = today - timedelta(days=h.no_show_window_days)
+    for member_id in members:
+        count = Booking.objects.filter(family_member_id=member_id, status=Booking.Status.NO_SHOW,
+                                       date__gte=since).count()
+        if count >= h.no_show_limit and not BookingBan.objects.filter(
+                family_member_id=member_id, until__gte=today).exists():
+            BookingBan.objects.create(
+                family_member_id=member_id, until=today + timedelta(days=h.no_show_ban_days),
+                reason=_("%(n)d missed appointments in %(days)d days") % {
+                    "n": count, "days": h.no_show_window_days})
+    return marked
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def schedules_generate(*, weeks: int, templates=None, start=None) -> list[Schedule]:
+    """Create schedules and slices from weekly templates for the next `weeks` weeks.
+
+    Idempotent: a schedule that exists (same doctor, date and period) is left alone, so running
+    it twice creates nothing the second time. Returns what was created.
+    """
+    from .models import ScheduleTemplate
+
+    tz = _tz()
+    start = start or timezone.localdate(timezone=tz)
+    templates = templates if templates is not None else ScheduleTemplate.objects.filter(
+        is_active=True, doctor__is_active=True)
+    created: list[Schedule] = []
+    for template in templates.select_related("doctor") if hasattr(templates, "select_related") \
+            else templates:
+        for offset in range(weeks * 7):
+            day = start + timedelta(days=offset)
+            if day.weekday() != template.weekday:
+                continue
+            with transaction.atomic():
+                if Schedule.objects.filter(doctor=template.doctor, date=day,
+                                           period=template.period).exists():
+                    continue
+                schedule = Schedule.objects.create(
+                    doctor=template.doctor, date=day, period=template.period,
+                    fee_fen=doctor_fee_fen(template.doctor), template=template)
+                slices_create(schedule=schedule, start_time=template.start_time,
+                              end_time=template.end_time, minutes=template.slice_minutes,
+                              capacity=template.capacity_per_slice)
+                created.append(schedule)
+    return created
+
+
+def slices_create(*, schedule: Schedule, start_time, end_time, minutes: int, capacity: int) -> int:
+    tz = _tz()
+    at = datetime.combine(schedule.date, start_time, tzinfo=tz)
+    end = datetime.combine(schedule.date, end_time, tzinfo=tz)
+    rows, base = [], 1
+    while at + timedelta(minutes=minutes) <= end:
+        rows.append(TimeSlice(schedule=schedule, start=at, end=at + timedelta(minutes=minutes),
+                              capacity=capacity, queue_base=base))
+        base += capacity
+        at += timedelta(minutes=minutes)
+    TimeSlice.objects.bulk_create(rows)
+    return len(rows)
+
+
+def doctor_fee_fen(doctor) -> int:
+    from .models import TitleFee
+
+    if doctor.fee_override_fen is not None:
+        return doctor.fee_override_fen
+    fee = TitleFee.objects.filter(title=doctor.title).values_list("fee_fen", flat=True).first()
+    return fee if fee is not None else DEFAULT_TITLE_FEES.get(doctor.title, 0)
+
+
+# Sane defaults (fen) seeded for every new hospital; staff change them in admin.
+DEFAULT_TITLE_FEES = {"chief": 5000, "associate": 3000, "attending": 2000, "resident": 1000}
+

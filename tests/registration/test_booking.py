@@ -1,0 +1,298 @@
+"""Booking rules, holds, payment, expiry, cancellation, waitlist, stop-clinic, no-shows."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from payments.models import Order, Refund
+from portal.notifications.models import InboxMessage
+from registration import booking as svc
+from registration.models import Booking, BookingBan, Schedule, TimeSlice, WaitlistEntry
+from tests.conftest import in_schema
+from tests.registration.conftest import make_patient, make_session
+
+
+def _slices(schedule):
+    return list(TimeSlice.objects.filter(schedule=schedule).order_by("start"))
+
+
+def test_booking_paid_schedule_starts_as_hold_with_order(hospital_a, session_a):
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        _, schedule = session_a
+        first = _slices(schedule)[0]
+        b = svc.booking_hold(slice_id=first.pk, family_member=member, account=user)
+        assert b.status == Booking.Status.HELD and b.queue_number == 1
+        assert b.order.self_pay_fen == 2000 and b.order.kind == "registration"
+        assert b.hold_expires_at - timezone.now() > timedelta(minutes=14)
+        assert TimeSlice.objects.get(pk=first.pk).booked == 1
+        assert b.patient_card.family_member_id == member.pk
+
+
+def test_booking_free_schedule_confirms_without_payment(hospital_a):
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        _, schedule = make_session(fee=0, name="义诊医生")
+        b = svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
+        assert (b.status, b.order) == (Booking.Status.CONFIRMED, None)
+
+
+def test_booking_queue_numbers_follow_slices(hospital_a, session_a):
+    with in_schema(hospital_a):
+        _, schedule = session_a
+        second = _slices(schedule)[1]
+        numbers = []
+        for _ in range(3):
+            user, member = make_patient()
+            numbers.append(svc.booking_hold(slice_id=second.pk, family_member=member,
+                                            account=user).queue_number)
+        assert numbers == [6, 7, 8]  # slice 2 of capacity 5 starts at 6
+
+
+def test_booking_paid_confirms_hold(hospital_a, session_a):
+    from payments import services as pay
+    from payments.providers.base import Notice
+
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        b = svc.booking_hold(slice_id=_slices(session_a[1])[0].pk, family_member=member,
+                             account=user)
+        pay.notice_apply(provider="sandbox", notice=Notice(
+            notification_id="n1", kind="payment", out_trade_no=b.order.out_trade_no,
+            status="paid", amount_fen=2000, currency="CNY", provider_txn_id="T1"))
+        b.refresh_from_db()
+        assert b.status == Booking.Status.CONFIRMED and b.confirmed_at
+
+
+@pytest.mark.parametrize("rule", ["limit", "duplicate", "banned", "stopped", "not_released",
+                                  "past", "not_yours"])
+def test_booking_rules_refuse_with_clear_code(hospital_a, rule):
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        _, schedule = make_session()
+        target = _slices(schedule)[0]
+        expected = {"limit": "booking_limit_reached", "duplicate": "duplicate_booking",
+                    "banned": "patient_banned", "stopped": "schedule_stopped",
+                    "not_released": "not_yet_released", "past": "slot_in_the_past",
+                    "not_yours": "not_your_patient"}[rule]
+        account = user
+        if rule == "limit":
+            for i in range(3):  # default max 3 active bookings
+                _, other = make_session(name=f"医生{i}")
+                svc.booking_hold(slice_id=_slices(other)[0].pk, family_member=member, account=user)
+        elif rule == "duplicate":
+            svc.booking_hold(slice_id=_slices(schedule)[1].pk, family_member=member, account=user)
+        elif rule == "banned":
+            BookingBan.objects.create(family_member=member, reason="3 次爽约",
+                                      until=timezone.localdate() + timedelta(days=30))
+        elif rule == "stopped":
+            Schedule.objects.filter(pk=schedule.pk).update(status="stopped")
+        elif rule == "not_released":
+            _, far = make_session(day=timezone.localdate() + timedelta(days=8), name="远期医生")
+            target = _slices(far)[0]
+        elif rule == "past":
+            _, today = make_session(day=timezone.localdate() - timedelta(days=1), name="昨日医生")
+            target = _slices(today)[0]
+        elif rule == "not_yours":
+            account, _ = make_patient("别人")
+        before = Booking.objects.count()
+        with pytest.raises(svc.BookingError) as exc:
+            svc.booking_hold(slice_id=target.pk, family_member=member, account=account)
+        assert exc.value.code == expected and exc.value.message
+        assert Booking.objects.count() == before
+        assert TimeSlice.objects.get(pk=target.pk).booked == 0
+
+
+def test_booking_release_time_opens_last_day_of_window(hospital_a):
+    with in_schema(hospital_a):
+        day = timezone.localdate() + timedelta(days=7)
+        opens = svc.release_moment(day)
+        assert timezone.localtime(opens).date() == timezone.localdate()
+        assert (opens.hour, opens.minute) == (8, 0)
+
+
+def test_booking_sold_out_slice_refuses(hospital_a):
+    with in_schema(hospital_a):
+        _, schedule = make_session(capacity=1)
+        s = _slices(schedule)[0]
+        u1, m1 = make_patient()
+        u2, m2 = make_patient()
+        svc.booking_hold(slice_id=s.pk, family_member=m1, account=u1)
+        with pytest.raises(svc.SlotSoldOut):
+            svc.booking_hold(slice_id=s.pk, family_member=m2, account=u2)
+
+
+def test_booking_expiry_releases_place_closes_order_and_offers_waitlist(hospital_a):
+    with in_schema(hospital_a):
+        _, schedule = make_session(capacity=1, slices=1)
+        s = _slices(schedule)[0]
+        u1, m1 = make_patient("甲")
+        u2, m2 = make_patient("乙")
+        held = svc.booking_hold(slice_id=s.pk, family_member=m1, account=u1)
+        entry = svc.waitlist_join(schedule=schedule, family_member=m2, account=u2)
+        Booking.objects.filter(pk=held.pk).update(hold_expires_at=timezone.now() - timedelta(1))
+        assert svc.booking_expire(booking_id=held.pk) is True
+        assert svc.booking_expire(booking_id=held.pk) is False  # idempotent
+        held.refresh_from_db()
+        assert held.status == Booking.Status.EXPIRED
+        assert Order.objects.get(pk=held.order_id).status == Order.Status.CLOSED
+        # on_commit does not fire inside the test transaction: offer explicitly
+        offered = svc.waitlist_offer_next(schedule_id=schedule.pk)
+        entry.refresh_from_db()
+        assert entry.status == WaitlistEntry.Status.OFFERED and entry.booking == offered
+        assert offered.family_member_id == m2.pk and offered.status == Booking.Status.HELD
+        assert TimeSlice.objects.get(pk=s.pk).booked == 1
+    assert InboxMessage.objects.filter(user=u2, kind="waitlist_offer").count() == 1
+
+
+def test_booking_waitlist_only_when_full(hospital_a, session_a):
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        with pytest.raises(svc.WaitlistNotAvailable):
+            svc.waitlist_join(schedule=session_a[1], family_member=member, account=user)
+
+
+def test_booking_cancel_before_cutoff_closes_unpaid_order(hospital_a):
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        _, schedule = make_session(day=timezone.localdate() + timedelta(days=3))
+        b = svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
+        svc.booking_cancel(booking=b, actor=user)
+        b.refresh_from_db()
+        assert b.status == Booking.Status.CANCELLED
+        assert Order.objects.get(pk=b.order_id).status == Order.Status.CLOSED
+        assert TimeSlice.objects.get(pk=b.slice_id).booked == 0
+
+
+def test_booking_cancel_after_cutoff_refused(hospital_a):
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        _, schedule = make_session(day=timezone.localdate() + timedelta(days=1))
+        b = svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
+        connection.tenant.cancel_cutoff_hour = 0  # cut-off: midnight today, already past
+        try:
+            with pytest.raises(svc.CancelTooLate):
+                svc.booking_cancel(booking=b, actor=user)
+        finally:
+            connection.tenant.cancel_cutoff_hour = 18
+        assert Booking.objects.get(pk=b.pk).status == Booking.Status.HELD
+
+
+def test_booking_no_shows_lead_to_ban(hospital_a):
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        for i in range(3):
+            _, schedule = make_session(day=timezone.localdate() - timedelta(days=i + 1),
+                                       name=f"旧医生{i}", fee=0)
+            s = _slices(schedule)[0]
+            Booking.objects.create(slice=s, schedule=schedule, doctor=schedule.doctor,
+                                   date=schedule.date, patient_card=_card(member),
+                                   family_member=member, account=user, status="confirmed",
+                                   queue_number=1, fee_fen=0)
+        assert svc.bookings_mark_no_shows() == 3
+        ban = BookingBan.objects.get(family_member=member)
+        assert ban.until == timezone.localdate() + timedelta(days=90)
+        _, future = make_session(name="新医生")
+        with pytest.raises(svc.PatientBanned) as exc:
+            svc.booking_hold(slice_id=_slices(future)[0].pk, family_member=member, account=user)
+        assert "3" in exc.value.message
+
+
+def _card(member):
+    from registration.services import patient_card_for
+
+    return patient_card_for(family_member=member)
+
+
+def test_schedule_generation_is_idempotent(hospital_a):
+    from datetime import time
+
+    from registration.models import Doctor, ScheduleTemplate
+
+    with in_schema(hospital_a):
+        doctor, _ = make_session(name="模板医生")
+        ScheduleTemplate.objects.create(doctor=doctor, weekday=0, period="am",
+                                        start_time=time(8), end_time=time(11, 30),
+                                        slice_minutes=30, capacity_per_slice=4)
+        ScheduleTemplate.objects.create(doctor=doctor, weekday=3, period="pm",
+                                        start_time=time(14), end_time=time(17),
+                                        slice_minutes=60, capacity_per_slice=10)
+        qs = ScheduleTemplate.objects.filter(doctor=doctor)
+        created = svc.schedules_generate(weeks=2, templates=qs)
+        assert len(created) == 4
+        assert {TimeSlice.objects.filter(schedule=s).count() for s in created} == {7, 3}
+        assert created[0].fee_fen == 2000  # attending title fee
+        assert svc.schedules_generate(weeks=2, templates=qs) == []
+        assert Doctor.objects.get(pk=doctor.pk).schedules.count() == 5  # 4 + the fixture's
+
+
+def test_stop_clinic_cancels_refunds_and_tells_everyone(hospital_a, sandbox, catcher, client_a):
+    from payments import services as pay
+    from payments.providers.base import Notice
+
+    with in_schema(hospital_a):
+        _, schedule = make_session()
+        s = _slices(schedule)[0]
+        users = []
+        for i in range(3):
+            user, member = make_patient(f"停诊{i}")
+            b = svc.booking_hold(slice_id=s.pk, family_member=member, account=user)
+            users.append(user)
+            if i < 2:  # two paid, one still holding
+                pay.notice_apply(provider="sandbox", notice=Notice(
+                    notification_id=f"stop{i}", kind="payment", out_trade_no=b.order.out_trade_no,
+                    status="paid", amount_fen=2000, currency="CNY", provider_txn_id=f"TS{i}"))
+        staff = users[0]
+        assert svc.schedule_stop(schedule=schedule, reason="医生临时出差", actor=staff) == 3
+        statuses = set(Booking.objects.filter(schedule=schedule).values_list("status", flat=True))
+        assert statuses == {"stopped"}
+        assert Refund.objects.filter(order__booking__schedule=schedule).count() == 2
+        assert TimeSlice.objects.get(pk=s.pk).booked == 0
+        assert svc.schedule_stop(schedule=schedule, reason="again", actor=staff) == 0
+    for user in users:
+        msg = InboxMessage.objects.get(user=user, kind="schedule_stopped")
+        assert "医生临时出差" in msg.body
+
+
+def test_booking_forty_threads_race_for_ten_places(django_db_blocker):
+    """40 patients press the button at once for the last 10 places: exactly 10 get one."""
+    from tenants.models import Hospital
+
+    with django_db_blocker.unblock():
+        hospital = Hospital.objects.get(code="alpha")
+        with in_schema(hospital):
+            _, schedule = make_session(capacity=10, slices=1, name="抢号医生")
+            slice_id = _slices(schedule)[0].pk
+        patients = [make_patient(f"抢{i}") for i in range(40)]
+        barrier = threading.Barrier(40)
+        results: list[str] = []
+
+        def attempt(user, member):
+            connection.set_tenant(hospital)
+            barrier.wait()
+            try:
+                svc.booking_hold(slice_id=slice_id, family_member=member, account=user)
+                results.append("ok")
+            except svc.SlotSoldOut:
+                results.append("sold_out")
+            except Exception as exc:  # anything else is a bug
+                results.append(repr(exc))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=attempt, args=p) for p in patients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == ["ok"] * 10 + ["sold_out"] * 30
+        with in_schema(hospital):
+            assert TimeSlice.objects.get(pk=slice_id).booked == 10
+            numbers = list(Booking.objects.filter(slice_id=slice_id).values_list(
+                "queue_number", flat=True))
+            assert sorted(numbers) == list(range(1, 11))
