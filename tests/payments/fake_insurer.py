@@ -195,14 +195,17 @@ class FakeInsurer:
         raw = json.dumps(payload, ensure_ascii=False).encode()
         ts = str(int(time.time()))
         key = self.api_key + "-wrong" if corrupt == "signature" else self.api_key
+        with self._lock:  # logged before answering, so a test sees it as soon as it has the answer
+            self.requests.append((method, path, status))
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json; charset=utf-8")
         handler.send_header("Content-Length", str(len(raw)))
         handler.send_header(SIGNATURE_HEADER, f"t={ts},sig={response_signature(key, status, nonce, ts, raw)}")
-        handler.end_headers()
-        handler.wfile.write(raw)
-        with self._lock:
-            self.requests.append((method, path, status))
+        try:
+            handler.end_headers()
+            handler.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (timeout tests): the answer is lost, as in real life
 
     def _authenticate(self, method: str, path: str, header: str | None, body: bytes) -> str:
         try:
