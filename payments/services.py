@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from portal.errors import DomainError
 
 from .models import Fen, Order, OrderEvent, PaymentNotification, PaymentSettings, Refund
-from .providers.base import Notice, PaymentProvider, PaymentRequest, PaymentStart
+from .providers.base import Notice, PaymentProvider, PaymentRequest, PaymentStart  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -66,6 +66,16 @@ def django_db_setup(django_test_environment, django_db_blocker):
         teardown_databases(db_cfg, verbosity=0)
 
 
+@pytest.fixture
+def committed_db(django_db_setup, django_db_blocker):
+    """Database access outside any test transaction: for data other processes or threads must
+    see. Nothing is rolled back; use unique values. (Depends on django_db_setup, so it can
+    never reach the development database.)"""
+    with django_db_blocker.unblock():
+        yield
+        connection.set_schema_to_public()
+
+
 @pytest.fixture(autouse=True)
 def _public_schema_after_each_test():
     yield

@@ -11,14 +11,14 @@ pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture
-def unpaid_bill(django_db_blocker):
+def unpaid_bill(committed_db):
     """Committed (the web server is another process): a patient, a card at alpha, a bill."""
     from payments import bills
     from portal.accounts.services import family_member_add
     from registration.services import patient_card_for
     from tenants.models import Hospital
 
-    with django_db_blocker.unblock():
+    if True:  # committed: the web server is another process
         patient = make_user(name="缴费人")
         member = family_member_add(account=patient, name="缴费人", relation="self",
                                    id_number="11010519491231002X")

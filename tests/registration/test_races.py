@@ -1,0 +1,141 @@
+"""Races that must never lose or duplicate a place or money (threads on real connections)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from payments import services as pay
+from payments.models import Order, Refund
+from payments.providers.base import Notice
+from registration import booking as svc
+from registration.models import Booking, TimeSlice
+from tests.conftest import in_schema
+from tests.registration.conftest import make_patient, make_session
+
+
+def _run_together(*fns):
+    barrier = threading.Barrier(len(fns))
+    errors: list[BaseException] = []
+    hospital = connection.tenant
+
+    def wrap(fn):
+        def run():
+            connection.set_tenant(hospital)
+            barrier.wait()
+            try:
+                fn()
+            except BaseException as exc:  # collected and asserted on below
+                errors.append(exc)
+            finally:
+                connection.close()
+        return run
+
+    threads = [threading.Thread(target=wrap(fn)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+@pytest.fixture
+def alpha(committed_db):
+    from tenants.models import Hospital
+
+    hospital = Hospital.objects.get(code="alpha")
+    connection.set_tenant(hospital)
+    yield hospital
+    connection.set_schema_to_public()
+
+
+def test_race_cancel_against_booking_never_loses_or_duplicates_a_place(alpha):
+    """Slice of 1 place, held by A. A cancels while B books, many rounds: places add up."""
+    for round_ in range(10):
+        _, schedule = make_session(capacity=1, slices=1, name=f"竞态医生{round_}",
+                                   day=timezone.localdate() + timedelta(days=3))
+        slice_id = TimeSlice.objects.get(schedule=schedule).pk
+        ua, ma = make_patient("甲")
+        ub, mb = make_patient("乙")
+        held = svc.booking_hold(slice_id=slice_id, family_member=ma, account=ua)
+        outcome = {}
+
+        def cancel():
+            svc.booking_cancel(booking=held, actor=ua)
+
+        def book():
+            try:
+                outcome["b"] = svc.booking_hold(slice_id=slice_id, family_member=mb, account=ub)
+            except svc.SlotSoldOut:
+                outcome["b"] = None
+
+        assert _run_together(cancel, book) == []
+        connection.set_tenant(alpha)
+        active = Booking.objects.filter(slice_id=slice_id, status__in=Booking.ACTIVE).count()
+        booked = TimeSlice.objects.get(pk=slice_id).booked
+        assert booked == active  # the counter and the bookings agree
+        assert active == (1 if outcome["b"] else 0)
+
+
+def test_race_expiry_against_payment_ends_confirmed_or_refunded(alpha, sandbox, catcher):
+    """Hold expiry and the payment callback at the same instant: exactly one story wins."""
+    outcomes = []
+    for round_ in range(8):
+        _, schedule = make_session(capacity=2, slices=1, name=f"支付竞态{round_}")
+        slice_id = TimeSlice.objects.get(schedule=schedule).pk
+        user, member = make_patient("付款")
+        held = svc.booking_hold(slice_id=slice_id, family_member=member, account=user)
+        Order.objects.filter(pk=held.order_id).update(notify_url=catcher.url)
+        Booking.objects.filter(pk=held.pk).update(hold_expires_at=timezone.now() - timedelta(1))
+        notice = Notice(notification_id=f"race-{held.order.out_trade_no}", kind="payment",
+                        out_trade_no=held.order.out_trade_no, status="paid", amount_fen=2000,
+                        currency="CNY", provider_txn_id=f"RACE{round_}")
+        # Make the sandbox know the order so an automatic refund can be submitted.
+        pay.provider_for().create_payment(pay.PaymentRequest(
+            out_trade_no=held.order.out_trade_no, amount_fen=2000, description="race",
+            notify_url=catcher.url, return_url="", expires_at=timezone.now() + timedelta(hours=1)))
+        from tests.payments.conftest import sandbox_hook
+
+        sandbox_hook(sandbox, "/_test/pay", {"mchid": "sbx_alpha",
+                                             "out_trade_no": held.order.out_trade_no})
+        errors = _run_together(lambda: svc.booking_expire(booking_id=held.pk),
+                               lambda: pay.notice_apply(provider="sandbox", notice=notice))
+        assert errors == []
+        connection.set_tenant(alpha)
+        booking = Booking.objects.get(pk=held.pk)
+        order = Order.objects.get(pk=held.order_id)
+        refunds = Refund.objects.filter(order=order).count()
+        if booking.status == Booking.Status.CONFIRMED:
+            assert (order.status, refunds) == ("paid", 0)
+            assert TimeSlice.objects.get(pk=slice_id).booked == 1
+        else:
+            assert booking.status == Booking.Status.EXPIRED
+            assert refunds == 1 and order.status in ("paid", "refunded")
+            assert TimeSlice.objects.get(pk=slice_id).booked == 0
+        outcomes.append(booking.status)
+    assert set(outcomes) <= {"confirmed", "expired"}
+
+
+@pytest.mark.worker
+def test_worker_releases_expired_hold(celery_worker, alpha):
+    """The expiry task scheduled at hold time runs in a real worker and frees the place."""
+    _, schedule = make_session(capacity=1, slices=1, name="过期医生")
+    slice_id = TimeSlice.objects.get(schedule=schedule).pk
+    user, member = make_patient("未付款")
+    held = svc.booking_hold(slice_id=slice_id, family_member=member, account=user)
+    soon = timezone.now() + timedelta(seconds=2)
+    Booking.objects.filter(pk=held.pk).update(hold_expires_at=soon)
+    svc._schedule_expiry(held.pk, soon)  # what booking_hold schedules on commit, 2 s from now
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if Booking.objects.get(pk=held.pk).status == Booking.Status.EXPIRED:
+            break
+        time.sleep(0.2)
+    assert Booking.objects.get(pk=held.pk).status == Booking.Status.EXPIRED
+    assert TimeSlice.objects.get(pk=slice_id).booked == 0
+    assert Order.objects.get(pk=held.order_id).status == Order.Status.CLOSED
