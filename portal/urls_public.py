@@ -4,8 +4,8 @@ from django.urls import include, path
 
 from portal import health, views
 from portal.accounts import sso
-from portal.notifications import views as inbox_views
 from portal.admin_sites import platform_admin_site
+from portal.notifications import views as inbox_views
 from tenants import views as tenant_views
 
 urlpatterns = [

@@ -15,7 +15,6 @@ from payments.models import Order, Refund
 from payments.providers.base import Notice
 from registration import booking as svc
 from registration.models import Booking, TimeSlice
-from tests.conftest import in_schema
 from tests.registration.conftest import make_patient, make_session
 
 
