@@ -105,8 +105,35 @@ def clinic_bill_presettle(*, bill: ClinicBill, insurance_type: str) -> Settlemen
                                             insurance_type=str(kind)))
 
 
+def insurance_gateway():
+    """The insurer's settlement service when this hospital has one configured, else None
+    (then the split is calculated here with the hospital's policy)."""
+    from .insurance_gateway import HttpInsuranceGateway
+
+    row = services.payment_settings()
+    if not row.insurance_gateway_url:
+        return None
+    return HttpInsuranceGateway(row.insurance_gateway_url, row.insurance_api_key)
+
+
+def _pre_settle_with_insurer(bill: ClinicBill, insurance_type: str):
+    """Ask the insurer (outside any transaction: it is a network call) when one is configured."""
+    gateway = insurance_gateway()
+    if gateway is None or InsuranceType.parse(insurance_type) is InsuranceType.NONE:
+        return None
+    return gateway.pre_settle(bill_no=bill.bill_no,
+                              patient_id=bill.patient_card.family_member.id_number,
+                              insurance_type=insurance_type, items=list(bill.items.all()))
+
+
 def clinic_bill_checkout(*, bill: ClinicBill, insurance_type: str, payer) -> Order:
-    """Fix the split and open (or reuse) the order for the self-paid part."""
+    """Fix the split and open (or reuse) the order for the self-paid part.
+
+    With an insurer configured, its pre-settlement (which reserves the patient's deductible
+    and cap) decides the split; it is settled when the payment succeeds and reversed when the
+    order closes unpaid.
+    """
+    insurer = _pre_settle_with_insurer(bill, insurance_type)
     with transaction.atomic():
         bill = (ClinicBill.objects.select_for_update(of=("self",))
                 .select_related("order", "patient_card__family_member").get(pk=bill.pk))
@@ -123,14 +150,18 @@ def clinic_bill_checkout(*, bill: ClinicBill, insurance_type: str, payer) -> Ord
         if bill.order_id and bill.order.status == Order.Status.CREATED:
             services.order_close(order=bill.order, reason="replaced by a new checkout",
                                  actor=payer, source="patient")
-        split = clinic_bill_presettle(bill=bill, insurance_type=insurance_type)
+        split = insurer.settlement if insurer else clinic_bill_presettle(
+            bill=bill, insurance_type=insurance_type)
         order = services.order_create(
             kind=Order.Kind.CLINIC_BILL, description=_("Clinic bill %(no)s") % {"no": bill.bill_no},
             payer=payer, total_fen=split.total_fen, insurance_fen=split.insurance_fen,
             expires_in=timedelta(minutes=BILL_PAY_MINUTES))
         bill.order, bill.status = order, ClinicBill.Status.PAYING
         bill.insurance_type, bill.settlement = str(split.insurance_type), settlement_to_dict(split)
-        bill.save(update_fields=["order", "status", "insurance_type", "settlement"])
+        bill.insurance_settlement_id = insurer.settlement_id if insurer else ""
+        bill.insurance_status = "pending" if insurer else ""
+        bill.save(update_fields=["order", "status", "insurance_type", "settlement",
+                                 "insurance_settlement_id", "insurance_status"])
     if order.self_pay_fen == 0:
         services.order_paid_without_provider(order=order)
         order.refresh_from_db()
@@ -151,12 +182,58 @@ def _bill_paid(order: Order) -> None:
         return
     bill.status, bill.paid_at = ClinicBill.Status.PAID, order.paid_at or timezone.now()
     bill.save(update_fields=["status", "paid_at"])
+    if bill.insurance_settlement_id:
+        pk = bill.pk
+        transaction.on_commit(lambda: clinic_bill_insurance_sync(bill_id=pk))
 
 
 @services.on_order_closed(Order.Kind.CLINIC_BILL)
 def _bill_order_closed(order: Order) -> None:
-    ClinicBill.objects.filter(order=order, status=ClinicBill.Status.PAYING).update(
-        status=ClinicBill.Status.UNPAID)
+    bill = ClinicBill.objects.select_for_update().filter(order=order).first()
+    if bill is None:
+        return
+    if bill.status == ClinicBill.Status.PAYING:
+        bill.status = ClinicBill.Status.UNPAID
+        bill.save(update_fields=["status"])
+    if bill.insurance_settlement_id and bill.insurance_status == "pending":
+        pk = bill.pk
+        transaction.on_commit(lambda: clinic_bill_insurance_sync(bill_id=pk))
+
+
+def clinic_bill_insurance_sync(*, bill_id: int) -> str:
+    """Settle (paid) or reverse (not paid) the insurer's pending settlement of a bill.
+
+    Idempotent at the insurer; a failure leaves it pending for the next sweep.
+    """
+    from .insurance_gateway import InsuranceGatewayError
+
+    bill = ClinicBill.objects.select_related("order").get(pk=bill_id)
+    if not bill.insurance_settlement_id or bill.insurance_status != "pending":
+        return bill.insurance_status
+    gateway = insurance_gateway()
+    if gateway is None:
+        return bill.insurance_status
+    paid = bill.status == ClinicBill.Status.PAID
+    try:
+        if paid:
+            gateway.settle(bill.insurance_settlement_id)
+        elif bill.order is None or bill.order.status == Order.Status.CLOSED:
+            gateway.reverse(bill.insurance_settlement_id)
+        else:
+            return bill.insurance_status  # still being paid
+    except InsuranceGatewayError:
+        return bill.insurance_status  # retried by the sweeper
+    status = "settled" if paid else "reversed"
+    ClinicBill.objects.filter(pk=bill.pk, insurance_status="pending").update(
+        insurance_status=status)
+    return status
+
+
+def bills_insurance_sweep() -> int:
+    """Finish insurer settlements left pending (insurer down when the payment arrived)."""
+    ids = list(ClinicBill.objects.filter(insurance_status="pending")
+               .exclude(status=ClinicBill.Status.PAYING).values_list("pk", flat=True)[:200])
+    return sum(clinic_bill_insurance_sync(bill_id=pk) != "pending" for pk in ids)
 
 
 def bills_for_account(account) -> QuerySet[ClinicBill]:

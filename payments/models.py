@@ -226,6 +226,12 @@ class ClinicBill(models.Model):
     insurance_type = models.CharField(_("insurance type"), max_length=20, blank=True)
     # The pre-settlement the patient agreed to pay (payments.insurance.settlement_to_dict).
     settlement = models.JSONField(_("settlement"), default=dict, blank=True)
+    # With an insurer's settlement service: its settlement id and where it stands
+    # (pending after pre-settlement, settled once paid, reversed if the payment never came).
+    insurance_settlement_id = models.CharField(_("insurer settlement id"), max_length=64,
+                                               blank=True, db_index=True)
+    insurance_status = models.CharField(_("insurer settlement status"), max_length=10,
+                                        blank=True)
     order = models.OneToOneField(Order, on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="clinic_bill", verbose_name=_("order"))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,

@@ -119,3 +119,54 @@ def test_bill_admin_creates_bill_with_items(hospital_a, card):
     with in_schema(hospital_a):
         bill = ClinicBill.objects.get()
         assert (bill.total_fen, bill.created_by_id, bill.items.count()) == (4100, staff.pk, 2)
+
+
+@pytest.fixture
+def insurer(hospital_a):
+    from payments.models import PaymentSettings
+    from tests.payments.fake_insurer import FakeInsurer
+
+    with FakeInsurer() as fake:
+        with in_schema(hospital_a):
+            PaymentSettings.objects.update(insurance_gateway_url=fake.base_url,
+                                           insurance_api_key=fake.api_key)
+        yield fake
+
+
+def test_bill_with_insurer_uses_its_split_and_settles_on_payment(
+        sandbox, catcher, hospital_a, card, patient, client_a, insurer):
+    from payments import services
+    from payments.insurance import YearToDate
+    from tests.payments.conftest import sandbox_hook
+
+    # The insurer knows this patient already met the resident deductible this year.
+    insurer.set_year_to_date(ID, YearToDate(deductible_met_fen=20000, insurance_paid_fen=0))
+    bill = _bill(hospital_a, card, ITEMS)
+    with in_schema(hospital_a):
+        order = bills.clinic_bill_checkout(bill=bill, insurance_type="resident", payer=patient)
+        bill.refresh_from_db()
+        eligible = 2500 + 27000  # no deductible left: 50 % of all eligible spending
+        assert order.insurance_fen == eligible * 5000 // 10000
+        assert bill.insurance_status == "pending"
+        assert insurer.record(bill.insurance_settlement_id)["status"] == "pending"
+        services.payment_start(order=order, notify_url=catcher.url, return_url="http://x/")
+    sandbox_hook(sandbox, "/_test/pay", {"mchid": "sbx_alpha", "out_trade_no": order.out_trade_no})
+    _deliver(client_a, catcher.wait_for("TRANSACTION.SUCCESS", order.out_trade_no))
+    with in_schema(hospital_a):
+        # on_commit does not run inside the test transaction: run the follow-up it schedules
+        assert bills.clinic_bill_insurance_sync(bill_id=bill.pk) == "settled"
+    assert insurer.record(bill.insurance_settlement_id)["status"] == "settled"
+
+
+def test_bill_with_insurer_is_reversed_when_unpaid_order_closes(hospital_a, card, patient, insurer):
+    from payments import services
+
+    bill = _bill(hospital_a, card, ITEMS)
+    with in_schema(hospital_a):
+        order = bills.clinic_bill_checkout(bill=bill, insurance_type="employee", payer=patient)
+        bill.refresh_from_db()
+        services.order_close(order=order, reason="expired")
+        assert bills.clinic_bill_insurance_sync(bill_id=bill.pk) == "reversed"
+        bill.refresh_from_db()
+        assert (bill.status, bill.insurance_status) == ("unpaid", "reversed")
+    assert insurer.record(bill.insurance_settlement_id)["status"] == "reversed"
