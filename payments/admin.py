@@ -158,14 +158,17 @@ class RefundAdmin(RoleModelAdmin):
 class PaymentSettingsForm(forms.ModelForm):
     """Secrets are write-only: left empty, the stored value is kept."""
 
-    SECRET_FIELDS = ("sandbox_api_key", "wechat_private_key", "wechat_apiv3_key")
+    SECRET_FIELDS = ("sandbox_api_key", "wechat_private_key", "wechat_apiv3_key",
+                     "insurance_api_key")
 
     class Meta:
         model = PaymentSettings
         fields = ("provider", "sandbox_merchant_id", "sandbox_api_key", "wechat_mchid",
                   "wechat_appid", "wechat_cert_serial_no", "wechat_private_key",
-                  "wechat_apiv3_key", "wechat_base_url")
+                  "wechat_apiv3_key", "wechat_base_url", "insurance_policy",
+                  "insurance_gateway_url", "insurance_api_key")
         widgets = {
+            "insurance_api_key": forms.PasswordInput(render_value=False),
             "sandbox_api_key": forms.PasswordInput(render_value=False),
             "wechat_private_key": forms.Textarea({"rows": 4, "placeholder": "(unchanged)"}),
             "wechat_apiv3_key": forms.PasswordInput(render_value=False),
@@ -176,6 +179,17 @@ class PaymentSettingsForm(forms.ModelForm):
         for name in self.SECRET_FIELDS:
             self.fields[name].required = False
             self.initial[name] = ""
+
+    def clean_insurance_policy(self):
+        from .insurance import InsuranceInputError, InsurancePolicy
+
+        policy = self.cleaned_data.get("insurance_policy") or {}
+        if policy:
+            try:
+                InsurancePolicy.from_dict(policy)
+            except (InsuranceInputError, TypeError) as exc:
+                raise forms.ValidationError(str(getattr(exc, "message", exc))) from None
+        return policy
 
     def clean(self):
         data = super().clean()
