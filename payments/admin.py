@@ -165,7 +165,8 @@ class PaymentSettingsForm(forms.ModelForm):
         model = PaymentSettings
         fields = ("provider", "sandbox_merchant_id", "sandbox_api_key", "wechat_mchid",
                   "wechat_appid", "wechat_cert_serial_no", "wechat_private_key",
-                  "wechat_apiv3_key", "wechat_base_url", "insurance_policy",
+                  "wechat_apiv3_key", "wechat_platform_public_key",
+                  "wechat_platform_public_key_id", "wechat_base_url", "insurance_policy",
                   "insurance_gateway_url", "insurance_api_key")
         widgets = {
             "insurance_api_key": forms.PasswordInput(render_value=False),

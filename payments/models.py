@@ -41,6 +41,11 @@ class PaymentSettings(models.Model):
                                              max_length=64, blank=True)
     wechat_private_key = models.TextField(_("merchant private key (PEM)"), blank=True)
     wechat_apiv3_key = models.CharField(_("APIv3 key"), max_length=32, blank=True)
+    # Newer merchants verify WeChat with its platform public key instead of certificates.
+    wechat_platform_public_key = models.TextField(_("WeChat Pay platform public key (PEM)"),
+                                                  blank=True)
+    wechat_platform_public_key_id = models.CharField(_("platform public key id"), max_length=64,
+                                                     blank=True)
     wechat_base_url = models.URLField(_("API base URL"), blank=True,
                                       help_text=_("Leave empty for https://api.mch.weixin.qq.com"))
     # Medical insurance: this hospital's outpatient policy (payments.insurance.InsurancePolicy

@@ -53,7 +53,9 @@ class Notice:
     kind: str  # "payment" or "refund"
     out_trade_no: str
     status: str  # payment: "paid" / "failed" / "closed"; refund: "succeeded" / "failed"
-    amount_fen: int  # payment: amount paid; refund: amount refunded
+    # payment: the order amount the provider confirms as paid (coupons paid by the provider
+    # count as paid); refund: the amount refunded
+    amount_fen: int
     currency: str
     provider_txn_id: str = ""
     occurred_at: datetime | None = None
@@ -65,7 +67,8 @@ class Notice:
 @dataclass(frozen=True)
 class OrderStatus:
     out_trade_no: str
-    status: str  # "created" / "paid" / "closed" / "refunded" / "not_found"
+    # "created" / "paid" / "closed" / "refunded" (any refund, partial too) / "not_found"
+    status: str
     amount_fen: int = 0
     provider_txn_id: str = ""
     paid_at: datetime | None = None

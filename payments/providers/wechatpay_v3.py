@@ -168,7 +168,10 @@ class WechatPayConfig:
         return cls(mchid=(s.wechat_mchid or "").strip(), appid=(s.wechat_appid or "").strip(),
                    cert_serial_no=(s.wechat_cert_serial_no or "").strip(),
                    private_key=s.wechat_private_key or "", apiv3_key=s.wechat_apiv3_key or "",
-                   base_url=(s.wechat_base_url or "").strip() or DEFAULT_BASE_URL)
+                   base_url=(s.wechat_base_url or "").strip() or DEFAULT_BASE_URL,
+                   platform_public_key=getattr(s, "wechat_platform_public_key", "") or "",
+                   platform_public_key_id=(getattr(s, "wechat_platform_public_key_id", "")
+                                           or "").strip())
 
 
 def _not_configured(**details: list[str]) -> ProviderError:
