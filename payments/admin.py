@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
-from portal.admin_sites import RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import ReadOnlyInline, RoleInline, RoleModelAdmin, hospital_admin_site
 from portal.errors import DomainError
 
 from . import services
@@ -25,17 +25,6 @@ def _yuan(field: str, label):
         return f"¥{fen_to_yuan(getattr(obj, field))}"
 
     return show
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class OrderEventInline(ReadOnlyInline):
@@ -219,13 +208,14 @@ from . import bills  # noqa: E402
 from .models import ClinicBill, ClinicBillItem  # noqa: E402
 
 
-class ClinicBillItemInline(admin.TabularInline):
+class ClinicBillItemInline(RoleInline, admin.TabularInline):
     model = ClinicBillItem
     fields = ("name", "item_class", "unit_price_fen", "quantity")
     extra = 3
 
     def has_change_permission(self, request, obj=None):
-        return obj is None or obj.status == ClinicBill.Status.UNPAID
+        return self._parent_admin().has_change_permission(request, obj) and (
+            obj is None or obj.status == ClinicBill.Status.UNPAID)
 
     has_add_permission = has_change_permission
     has_delete_permission = has_change_permission

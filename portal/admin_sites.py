@@ -143,5 +143,30 @@ class PlatformModelAdmin(admin.ModelAdmin):
         return platform_admin_site.has_permission(request)
 
 
+class RoleInline:
+    """Inlines follow their parent admin's role rules (Django's default asks auth model
+    permissions, which hospital staff do not have: the inline would silently disappear)."""
+
+    def _parent_admin(self):
+        return self.admin_site.get_model_admin(self.parent_model)
+
+    def has_view_permission(self, request, obj=None):
+        return self._parent_admin().has_view_permission(request, obj)
+
+
+class ReadOnlyInline(RoleInline, admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 platform_admin_site = PlatformAdminSite(name="platform_admin")
 hospital_admin_site = HospitalAdminSite(name="hospital_admin")

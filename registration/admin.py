@@ -24,7 +24,7 @@ from payments.models import Refund
 from payments.money import fen_to_yuan, yuan_to_fen
 from portal.accounts.models import StaffMembership, User
 from portal.accounts.selectors import staff_role
-from portal.admin_sites import RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import ReadOnlyInline, RoleInline, RoleModelAdmin, hospital_admin_site
 from portal.errors import DomainError
 
 from . import booking as services
@@ -86,31 +86,6 @@ class DeskAdmin(RoleModelAdmin):
 
     def has_operate_permission(self, request) -> bool:
         return self._may_write(request)
-
-
-class _RoleInline:
-    """Inlines follow their parent admin's role rules (Django's default asks auth model perms,
-    which hospital staff do not have: the inline would silently disappear)."""
-
-    def _parent_admin(self):
-        return self.admin_site.get_model_admin(self.parent_model)
-
-    def has_view_permission(self, request, obj=None):
-        return self._parent_admin().has_view_permission(request, obj)
-
-
-class ReadOnlyInline(_RoleInline, admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _action_page(modeladmin, request, queryset, *, form, title, intro, submit, describe=str):
@@ -183,7 +158,7 @@ class TitleFeeAdmin(RoleModelAdmin):
         return False  # without a row the built-in default fee would apply, silently
 
 
-class ScheduleTemplateInline(_RoleInline, admin.TabularInline):
+class ScheduleTemplateInline(RoleInline, admin.TabularInline):
     model = ScheduleTemplate
     fields = ("weekday", "period", "start_time", "end_time", "slice_minutes",
               "capacity_per_slice", "is_active")

@@ -300,40 +300,57 @@ def bookings_expire_due(*, limit: int = 500) -> int:
 def booking_cancel(*, booking: Booking, actor, source: str = "patient", reason: str = "",
                    status: str = Booking.Status.CANCELLED) -> Booking:
     """Cancel an active booking: the place returns to the pool, money paid is refunded."""
-    refund_id = None
     with transaction.atomic():
         locked = _lock_booking(booking.pk)
         if locked is None or not locked.is_active:
             raise NotCancellable(_("This booking is no longer active."))
+        if locked.status == Booking.Status.CHECKED_IN:
+            raise NotCancellable(_("The patient has already checked in."))
         if source == "patient":
             if locked.account_id != actor.pk:
                 raise NotYourPatient(_("You can only cancel your own bookings."))
-            if locked.status == Booking.Status.CHECKED_IN:
-                raise NotCancellable(_("You have already checked in."))
             if timezone.now() >= cancel_deadline(locked.date):
                 raise CancelTooLate(
                     _("Online cancellation closed at %(when)s; please contact the hospital.") % {
                         "when": timezone.localtime(cancel_deadline(locked.date), _tz())
                         .strftime("%Y-%m-%d %H:%M")})
-        before = locked.status
-        locked.status, locked.cancelled_at = status, timezone.now()
-        locked.cancel_reason = reason[:200]
-        locked.save(update_fields=["status", "cancelled_at", "cancel_reason"])
-        _event(locked, "cancelled" if status == Booking.Status.CANCELLED else "stopped",
-               source=source, actor=actor, before=before, reason=reason)
-        order = locked.order
-        if order is not None:
-            if order.status == Order.Status.CREATED:
-                payments.order_close(order=order, reason="booking cancelled", actor=actor,
-                                     source=source)
-            elif order.refundable_fen > 0:
-                refund_id = payments.refund_create_locked(
-                    order=order, amount_fen=order.refundable_fen, actor=actor, source=source,
-                    reason=reason or _("Booking cancelled."), key=f"booking-{locked.pk}").pk
-        _release_place(locked)
-    if refund_id:
-        payments.refund_submit(refund_id=refund_id)
+        _cancel_locked(locked, actor=actor, source=source, reason=reason, status=status)
     return locked
+
+
+def _cancel_locked(locked: Booking, *, actor, source: str, reason: str, status: str) -> bool:
+    """Cancel a booking whose order and row this transaction holds. Returns True if money
+    paid is being refunded (the refund row is written here; it is submitted after commit)."""
+    before = locked.status
+    locked.status, locked.cancelled_at = status, timezone.now()
+    locked.cancel_reason = reason[:200]
+    locked.save(update_fields=["status", "cancelled_at", "cancel_reason"])
+    _event(locked, "cancelled" if status == Booking.Status.CANCELLED else "stopped",
+           source=source, actor=actor, before=before, reason=reason)
+    refunding = False
+    order = locked.order
+    if order is not None:
+        if order.status == Order.Status.CREATED:
+            payments.order_close(order=order, reason="booking cancelled", actor=actor,
+                                 source=source)
+        elif order.refundable_fen > 0:
+            refund = payments.refund_create_locked(
+                order=order, amount_fen=order.refundable_fen, actor=actor, source=source,
+                reason=reason or _("Booking cancelled."), key=f"booking-{locked.pk}")
+            refunding = True
+            transaction.on_commit(lambda: _submit_refund_later(refund.pk))
+    _release_place(locked)
+    return refunding
+
+
+def _submit_refund_later(refund_id: int) -> None:
+    """Hand a refund to a worker; if the broker is down, submit it here and now."""
+    from payments.tasks import refund_submit as refund_submit_task
+
+    try:
+        refund_submit_task.delay(refund_id)
+    except Exception:
+        payments.refund_submit(refund_id=refund_id)
 
 
 # --------------------------------------------------------------------------- waitlist
@@ -420,47 +437,61 @@ def waitlist_leave(*, entry: WaitlistEntry, account) -> None:
 
 
 def schedule_stop(*, schedule: Schedule, reason: str, actor) -> int:
-    """Stop a clinic session: every booking is cancelled and refunded, every patient told."""
+    """Stop a clinic session (停诊): every booking not yet seen is cancelled and refunded and
+    every patient is told, all in one transaction (nobody is left half-cancelled or untold).
+    Returns how many bookings were cancelled."""
     from portal.notifications.services import inbox_send
 
     if not (reason or "").strip():
         raise BookingError(_("Give the patients a reason."), code="reason_required")
+    reason = reason.strip()
+    if schedule.date < timezone.localdate(timezone=_tz()):
+        raise BookingError(_("This clinic day is over; it cannot be stopped."),
+                           code="schedule_over")
     with transaction.atomic():
-        schedule = Schedule.objects.select_for_update().get(pk=schedule.pk)
+        schedule = Schedule.objects.select_for_update().select_related("doctor").get(
+            pk=schedule.pk)
         if schedule.status == Schedule.Status.STOPPED:
             return 0
-        schedule.status, schedule.stop_reason = Schedule.Status.STOPPED, reason.strip()
+        schedule.status, schedule.stop_reason = Schedule.Status.STOPPED, reason
         schedule.save(update_fields=["status", "stop_reason"])
-        booking_ids = list(Booking.objects.filter(schedule=schedule, status__in=Booking.ACTIVE)
-                           .values_list("pk", flat=True))
-        waiting = list(WaitlistEntry.objects.filter(schedule=schedule,
-                                                    status=WaitlistEntry.Status.WAITING)
-                       .select_related("account", "family_member"))
-        WaitlistEntry.objects.filter(pk__in=[w.pk for w in waiting]).update(
-            status=WaitlistEntry.Status.EXPIRED)
-    doctor, day = schedule.doctor, schedule.date
-    title = _("Clinic stopped: %(doctor)s, %(day)s") % {"doctor": doctor.name,
-                                                         "day": day.isoformat()}
-    for pk in booking_ids:
-        booking = booking_cancel(booking=Booking(pk=pk), actor=actor, source="staff",
-                                 reason=reason, status=Booking.Status.STOPPED)
-        paid = booking.order is not None and booking.order.status != Order.Status.CLOSED
-        inbox_send(
-            user=booking.account, hospital=_hospital(), kind="schedule_stopped",
-            dedupe_key=f"stopped:{connection.schema_name}:{booking.pk}", title=title,
-            body=_("%(doctor)s will not see patients on %(day)s (%(reason)s). The booking of "
-                   "%(name)s (queue number %(n)d) is cancelled%(refund)s. We apologise.") % {
-                "doctor": doctor.name, "day": day.isoformat(), "reason": reason,
-                "name": booking.family_member.name, "n": booking.queue_number,
-                "refund": _(" and the fee is refunded") if paid else ""},
-            link=f"/bookings/{booking.pk}/")
-    for w in waiting:
-        inbox_send(user=w.account, hospital=_hospital(), kind="schedule_stopped",
-                   dedupe_key=f"stopped-wait:{connection.schema_name}:{w.pk}", title=title,
-                   body=_("%(doctor)s will not see patients on %(day)s (%(reason)s); the "
-                          "waitlist is closed.") % {"doctor": doctor.name, "day": day.isoformat(),
-                                                    "reason": reason})
-    return len(booking_ids)
+        doctor, day = schedule.doctor, schedule.date
+        title = _("Clinic stopped: %(doctor)s, %(day)s") % {"doctor": doctor.name,
+                                                             "day": day.isoformat()}
+        cancelled = 0
+        # Patients already checked in have been seen: their bookings stay as they are.
+        for pk in Booking.objects.filter(schedule=schedule, status__in=(
+                Booking.Status.HELD, Booking.Status.CONFIRMED)).values_list("pk", flat=True):
+            locked = _lock_booking(pk)
+            if locked is None or locked.status not in (Booking.Status.HELD,
+                                                       Booking.Status.CONFIRMED):
+                continue
+            refunding = _cancel_locked(locked, actor=actor, source="staff", reason=reason,
+                                       status=Booking.Status.STOPPED)
+            cancelled += 1
+            inbox_send(
+                user=locked.account, hospital=_hospital(), kind="schedule_stopped",
+                dedupe_key=f"stopped:{connection.schema_name}:{locked.pk}", title=title,
+                body=_("%(doctor)s will not see patients on %(day)s (%(reason)s). The booking "
+                       "of %(name)s (queue number %(n)d) is cancelled%(refund)s. We "
+                       "apologise.") % {
+                    "doctor": doctor.name, "day": day.isoformat(), "reason": reason,
+                    "name": locked.family_member.name, "n": locked.queue_number,
+                    "refund": _(" and the fee is refunded") if refunding else ""},
+                link=f"/bookings/{locked.pk}/")
+        waiting = list(WaitlistEntry.objects.select_for_update()
+                       .filter(schedule=schedule, status=WaitlistEntry.Status.WAITING)
+                       .select_related("account"))
+        for w in waiting:
+            w.status = WaitlistEntry.Status.EXPIRED
+            w.save(update_fields=["status"])
+            inbox_send(user=w.account, hospital=_hospital(), kind="schedule_stopped",
+                       dedupe_key=f"stopped-wait:{connection.schema_name}:{w.pk}", title=title,
+                       body=_("%(doctor)s will not see patients on %(day)s (%(reason)s); the "
+                              "waitlist is closed.") % {"doctor": doctor.name,
+                                                        "day": day.isoformat(),
+                                                        "reason": reason})
+    return cancelled
 
 
 # --------------------------------------------------------------------------- visit day
@@ -470,7 +501,8 @@ def booking_check_in(*, booking: Booking, actor) -> Booking:
     with transaction.atomic():
         locked = _lock_booking(booking.pk)
         if locked is None or locked.status != Booking.Status.CONFIRMED:
-            raise NotCancellable(_("Only confirmed bookings can be checked in."))
+            raise BookingError(_("Only confirmed bookings can be checked in."),
+                               code="not_checkable")
         if locked.date != timezone.localdate(timezone=_tz()):
             raise BookingError(_("Check-in is only possible on the day of the visit."),
                                code="not_visit_day")
@@ -525,11 +557,10 @@ def schedules_generate(*, weeks: int, templates=None, start=None) -> list[Schedu
 
     tz = _tz()
     start = start or timezone.localdate(timezone=tz)
-    templates = templates if templates is not None else ScheduleTemplate.objects.filter(
+    templates = (templates if templates is not None else ScheduleTemplate.objects.all()).filter(
         is_active=True, doctor__is_active=True)
     created: list[Schedule] = []
-    for template in templates.select_related("doctor") if hasattr(templates, "select_related") \
-            else templates:
+    for template in templates.select_related("doctor"):
         for offset in range(weeks * 7):
             day = start + timedelta(days=offset)
             if day.weekday() != template.weekday:
