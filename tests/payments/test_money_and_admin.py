@@ -71,3 +71,10 @@ def test_admin_orders_of_b_invisible_to_finance_of_a(sandbox, catcher, hospital_
     assert order_b.out_trade_no not in client.get("/admin/payments/order/").content.decode()
     assert client.post(f"/admin/payments/order/{order_b.pk}/refund/",
                        {"amount": "1", "reason": "x"}).status_code == 404
+
+
+def test_admin_finance_sees_order_audit_trail(sandbox, catcher, hospital_a, patient, client_a):
+    order = _paid_order(sandbox, catcher, hospital_a, patient, client_a)
+    client = host_client("alpha.localhost", make_staff(hospital_a, "finance"))
+    page = client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
+    assert "payment_started" in page and order.provider_txn_id in page

@@ -296,3 +296,32 @@ def test_booking_forty_threads_race_for_ten_places(committed_db):
             numbers = list(Booking.objects.filter(slice_id=slice_id).values_list(
                 "queue_number", flat=True))
             assert sorted(numbers) == list(range(1, 11))
+
+
+def test_stop_clinic_keeps_checked_in_and_refuses_past_days(hospital_a):
+    with in_schema(hospital_a):
+        _, today = make_session(day=timezone.localdate(), fee=0, name="今日医生")
+        seen_user, seen = make_patient("已就诊")
+        s = TimeSlice.objects.filter(schedule=today).order_by("start").last()
+        TimeSlice.objects.filter(pk=s.pk).update(start=timezone.now() + timedelta(hours=1),
+                                                 end=timezone.now() + timedelta(hours=2))
+        b = svc.booking_hold(slice_id=s.pk, family_member=seen, account=seen_user)
+        svc.booking_check_in(booking=b, actor=seen_user)
+        assert svc.schedule_stop(schedule=today, reason="突发情况", actor=seen_user) == 0
+        assert Booking.objects.get(pk=b.pk).status == Booking.Status.CHECKED_IN
+        with pytest.raises(svc.NotCancellable):
+            svc.booking_cancel(booking=b, actor=seen_user, source="staff")
+        _, past = make_session(day=timezone.localdate() - timedelta(days=2), name="过去医生")
+        with pytest.raises(svc.BookingError) as exc:
+            svc.schedule_stop(schedule=past, reason="x", actor=seen_user)
+        assert exc.value.code == "schedule_over"
+
+
+def test_stop_clinic_unpaid_patient_is_not_promised_a_refund(hospital_a):
+    with in_schema(hospital_a):
+        _, schedule = make_session()
+        user, member = make_patient("未付")
+        svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
+        svc.schedule_stop(schedule=schedule, reason="设备检修", actor=user)
+    body = InboxMessage.objects.get(user=user, kind="schedule_stopped").body
+    assert "设备检修" in body and "退" not in body and "refund" not in body
