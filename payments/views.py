@@ -53,6 +53,9 @@ def order_next_url(order: Order) -> str:
     """Where the patient should land after paying: the thing they paid for."""
     if order.kind == Order.Kind.CLINIC_BILL and hasattr(order, "clinic_bill"):
         return reverse("payments:bill", args=[order.clinic_bill.bill_no])
+    if order.kind == Order.Kind.REGISTRATION and hasattr(order, "booking"):
+        # The booking page shows the outcome: confirmed with its queue number, or expired.
+        return reverse("registration:booking", args=[order.booking.pk])
     return reverse("payments:order", args=[order.out_trade_no])
 
 
@@ -104,7 +107,7 @@ def _not_paid_message() -> str:
 # --------------------------------------------------------------------------- clinic bills
 
 from django import forms  # noqa: E402
-from django.utils.translation import gettext_lazy as _l  # noqa: E402
+from django.utils.translation import gettext_lazy  # noqa: E402
 
 from . import bills  # noqa: E402
 from .insurance import InsuranceInputError, InsuranceType  # noqa: E402
@@ -113,10 +116,10 @@ from .models import ClinicBill  # noqa: E402
 
 class InsuranceChoiceForm(forms.Form):
     insurance_type = forms.ChoiceField(
-        label=_l("Pay with"), widget=forms.RadioSelect,
-        choices=[(InsuranceType.NONE.value, _l("Self-pay (no insurance)")),
-                 (InsuranceType.EMPLOYEE.value, _l("Employee medical insurance")),
-                 (InsuranceType.RESIDENT.value, _l("Resident medical insurance"))],
+        label=gettext_lazy("Pay with"), widget=forms.RadioSelect,
+        choices=[(InsuranceType.NONE.value, gettext_lazy("Self-pay (no insurance)")),
+                 (InsuranceType.EMPLOYEE.value, gettext_lazy("Employee medical insurance")),
+                 (InsuranceType.RESIDENT.value, gettext_lazy("Resident medical insurance"))],
         initial=InsuranceType.NONE.value)
 
 

@@ -472,12 +472,14 @@ def schedule_stop(*, schedule: Schedule, reason: str, actor) -> int:
             inbox_send(
                 user=locked.account, hospital=_hospital(), kind="schedule_stopped",
                 dedupe_key=f"stopped:{connection.schema_name}:{locked.pk}", title=title,
-                body=_("%(doctor)s will not see patients on %(day)s (%(reason)s). The booking "
-                       "of %(name)s (queue number %(n)d) is cancelled%(refund)s. We "
-                       "apologise.") % {
+                body=(_("%(doctor)s will not see patients on %(day)s (%(reason)s). The "
+                        "booking of %(name)s (queue number %(n)d) is cancelled and the fee "
+                        "is refunded. We apologise.") if refunding else
+                      _("%(doctor)s will not see patients on %(day)s (%(reason)s). The "
+                        "booking of %(name)s (queue number %(n)d) is cancelled. We "
+                        "apologise.")) % {
                     "doctor": doctor.name, "day": day.isoformat(), "reason": reason,
-                    "name": locked.family_member.name, "n": locked.queue_number,
-                    "refund": _(" and the fee is refunded") if refunding else ""},
+                    "name": locked.family_member.name, "n": locked.queue_number},
                 link=f"/bookings/{locked.pk}/")
         waiting = list(WaitlistEntry.objects.select_for_update()
                        .filter(schedule=schedule, status=WaitlistEntry.Status.WAITING)
