@@ -17,4 +17,5 @@ urlpatterns = [
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("health/", health.health, name="health"),
     path("admin/", hospital_admin_site.urls),
+    path("", include("registration.urls")),
 ]

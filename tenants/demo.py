@@ -39,3 +39,62 @@ CLINIC_BILL_ITEMS = [
     {"name": "阿托伐他汀钙片 20mg×7", "item_class": "B", "unit_price_fen": 3260, "quantity": 2},
     {"name": "鱼油软胶囊", "item_class": "C", "unit_price_fen": 6800, "quantity": 1},
 ]
+
+# Where patients go for the departments the demo doctors work in (set only where staff left the
+# location empty).
+DEPARTMENT_LOCATIONS = {
+    "cardiology": "门诊楼 3 楼 A 区",
+    "respiratory": "门诊楼 3 楼 B 区",
+    "gastro": "门诊楼 4 楼 A 区",
+    "pediatrics": "儿科楼 1 楼",
+    "orthopedics": "门诊楼 2 楼 C 区",
+    "dermatology": "门诊楼 5 楼 B 区",
+}
+
+# Fictional doctors of each demo hospital (by hospital code) and their weekly clinic sessions:
+# (weekday 0 = Monday, period, start, end, slice minutes, patients per slice).
+DOCTORS = {
+    "binjiang": [
+        {"department": "cardiology", "name": "陈立新", "name_en": "Chen Lixin", "title": "chief",
+         "specialties": "冠心病、高血压、心力衰竭",
+         "intro": "心血管内科主任，从事心血管疾病诊治三十年（虚构人物）。",
+         "sessions": [(0, "am", "08:00", "11:30", 30, 4), (3, "am", "08:00", "11:30", 30, 4)]},
+        {"department": "cardiology", "name": "林晓雯", "name_en": "Lin Xiaowen",
+         "title": "attending", "specialties": "心律失常、心脏康复",
+         "intro": "擅长心律失常的药物治疗与随访（虚构人物）。",
+         "sessions": [(1, "pm", "13:30", "16:30", 30, 5), (4, "am", "08:00", "11:30", 30, 5),
+                      (5, "am", "08:00", "11:00", 30, 5)]},
+        {"department": "respiratory", "name": "周海涛", "name_en": "Zhou Haitao",
+         "title": "associate", "specialties": "慢性阻塞性肺疾病、哮喘",
+         "intro": "呼吸内科副主任医师（虚构人物）。",
+         "sessions": [(0, "pm", "13:30", "16:30", 30, 5), (2, "am", "08:00", "11:30", 30, 5)]},
+        {"department": "pediatrics", "name": "吴佳怡", "name_en": "Wu Jiayi", "title": "attending",
+         "specialties": "儿童呼吸道感染、生长发育",
+         "intro": "儿科主治医师，擅长儿童常见病（虚构人物）。",
+         "sessions": [(1, "am", "08:00", "11:30", 30, 6), (3, "pm", "13:30", "16:30", 30, 6),
+                      (6, "am", "08:00", "11:00", 30, 6)]},
+        {"department": "orthopedics", "name": "赵振宇", "name_en": "Zhao Zhenyu",
+         "title": "resident", "specialties": "运动损伤、骨折复查",
+         "intro": "骨科医师（虚构人物）。",
+         "sessions": [(2, "pm", "13:30", "16:30", 30, 6), (4, "pm", "13:30", "16:30", 30, 6)]},
+    ],
+    "qinghe": [
+        {"department": "cardiology", "name": "郑宏远", "name_en": "Zheng Hongyuan",
+         "title": "associate", "specialties": "高血压、血脂异常",
+         "intro": "心血管内科副主任医师（虚构人物）。",
+         "sessions": [(1, "am", "08:00", "11:30", 30, 5), (4, "pm", "13:30", "16:30", 30, 5)]},
+        {"department": "gastro", "name": "何静", "name_en": "He Jing", "title": "chief",
+         "specialties": "胃食管反流、炎症性肠病",
+         "intro": "消化内科主任医师，大学教授（虚构人物）。",
+         "sessions": [(0, "am", "08:00", "11:30", 30, 4), (2, "pm", "13:30", "16:30", 30, 4)]},
+        {"department": "dermatology", "name": "孙一鸣", "name_en": "Sun Yiming",
+         "title": "attending", "specialties": "湿疹、痤疮、荨麻疹",
+         "intro": "皮肤科主治医师（虚构人物）。",
+         "sessions": [(3, "am", "08:00", "11:30", 30, 6), (5, "am", "08:00", "11:00", 30, 6)]},
+        {"department": "pediatrics", "name": "马思远", "name_en": "Ma Siyuan", "title": "resident",
+         "specialties": "儿童发热、腹泻",
+         "intro": "儿科医师（虚构人物）。",
+         "sessions": [(0, "pm", "13:30", "16:30", 30, 6), (2, "am", "08:00", "11:30", 30, 6),
+                      (6, "am", "08:00", "11:00", 30, 6)]},
+    ],
+}

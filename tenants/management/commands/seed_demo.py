@@ -34,6 +34,8 @@ class Command(BaseCommand):
                 if not patient.family_members.filter(id_number=member["id_number"]).exists():
                     family_member_add(account=patient, **member)
         self._demo_bill(patient)
+        for spec in demo.HOSPITALS:
+            self._demo_doctors(Hospital.objects.get(code=spec["code"]))
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
 
     def _demo_bill(self, patient: User) -> None:
@@ -54,6 +56,46 @@ class Command(BaseCommand):
                                     department=Department.objects.filter(code="cardiology").first())
             clinic_bill_set_items(bill=bill, items=demo.CLINIC_BILL_ITEMS)
             self.stdout.write(f"  demo clinic bill {bill.bill_no} at {hospital.code}")
+
+    def _demo_doctors(self, hospital: Hospital) -> None:
+        """Fictional doctors with weekly sessions, and their schedules for the next two weeks.
+
+        Idempotent: doctors and templates are matched by name and weekday/period, and
+        `schedules_generate` skips schedules that exist, so a second run creates nothing.
+        """
+        from datetime import time
+
+        from django_tenants.utils import tenant_context
+
+        from registration.booking import schedules_generate
+        from registration.models import Department, Doctor, ScheduleTemplate
+
+        with tenant_context(hospital):
+            for code, location in demo.DEPARTMENT_LOCATIONS.items():
+                Department.objects.filter(code=code, location="").update(location=location)
+            doctors = []
+            for order, spec in enumerate(demo.DOCTORS.get(hospital.code, []), start=1):
+                department = Department.objects.filter(code=spec["department"]).first()
+                if department is None:  # staff removed the department: leave it so
+                    continue
+                doctor = Doctor.objects.filter(department=department, name=spec["name"]).first()
+                if doctor is None:
+                    doctor = Doctor.objects.create(
+                        department=department, name=spec["name"], name_en=spec["name_en"],
+                        title=spec["title"], specialties=spec["specialties"],
+                        intro=spec["intro"], sort_order=order * 10)
+                    self.stdout.write(f"  doctor {doctor.name} at {hospital.code}")
+                doctors.append(doctor)
+                for weekday, period, start, end, minutes, capacity in spec["sessions"]:
+                    ScheduleTemplate.objects.get_or_create(
+                        doctor=doctor, weekday=weekday, period=period,
+                        defaults={"start_time": time.fromisoformat(start),
+                                  "end_time": time.fromisoformat(end),
+                                  "slice_minutes": minutes, "capacity_per_slice": capacity})
+            created = schedules_generate(
+                weeks=2, templates=ScheduleTemplate.objects.filter(doctor__in=doctors))
+            if created:
+                self.stdout.write(f"  {len(created)} clinic sessions at {hospital.code}")
 
     def _account(self, spec: dict, **flags) -> User:
         user = User.objects.filter(phone=spec["phone"]).first()
