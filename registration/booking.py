@@ -49,10 +49,6 @@ class NotYetReleased(BookingError):
     code = "not_yet_released"
 
 
-class OutsideBookingWindow(BookingError):
-    code = "outside_booking_window"
-
-
 class SlotInThePast(BookingError):
     code = "slot_in_the_past"
 
@@ -115,6 +111,15 @@ def cancel_deadline(day) -> datetime:
     return datetime.combine(day - timedelta(days=1), time(h.cancel_cutoff_hour), tzinfo=_tz())
 
 
+def cancel_open_online(booking: Booking, *, now: datetime | None = None) -> bool:
+    """Can the patient still cancel this booking themselves? Unpaid holds always; others
+    until the cut-off of the day before."""
+    if booking.status == Booking.Status.HELD:
+        return True
+    return booking.status == Booking.Status.CONFIRMED and (now or timezone.now()) < \
+        cancel_deadline(booking.date)
+
+
 def check_bookable(slice_: TimeSlice, *, now: datetime | None = None) -> None:
     """Schedule and time rules for a slice, each with a clear message."""
     now = now or timezone.now()
@@ -123,15 +128,14 @@ def check_bookable(slice_: TimeSlice, *, now: datetime | None = None) -> None:
         raise ScheduleStopped(_("The doctor has stopped this clinic; please choose another time."))
     if slice_.start <= now:
         raise SlotInThePast(_("This time has already passed."))
+    # The booking window is this rule: a day opens `booking_window_days` before, at the
+    # release time, so a day beyond the window is simply "not yet released".
     opens = release_moment(schedule.date)
     if now < opens:
         raise NotYetReleased(
             _("Places for %(day)s open at %(when)s.") % {
                 "day": schedule.date.isoformat(),
                 "when": timezone.localtime(opens, _tz()).strftime("%Y-%m-%d %H:%M")})
-    if schedule.date > timezone.localtime(now, _tz()).date() + timedelta(
-            days=_hospital().booking_window_days):
-        raise OutsideBookingWindow(_("This day is beyond the booking window."))
 
 
 def _lock_patient(family_member_id: int) -> None:
@@ -193,6 +197,18 @@ def booking_hold(*, slice_id: int, family_member, account, source: str = "web") 
             raise SlotSoldOut(_("This time is no longer available."))
         check_bookable(slice_)
         schedule = slice_.schedule
+        # FOR SHARE: many bookings of one session proceed together, but a stop-clinic (which
+        # takes the row FOR UPDATE) waits for them, or they for it, and then see "stopped".
+        with connection.cursor() as cur:
+            cur.execute("SELECT status FROM registration_schedule WHERE id = %s FOR SHARE",
+                        [schedule.pk])
+            (status,) = cur.fetchone()
+        if status != Schedule.Status.OPEN:
+            raise ScheduleStopped(
+                _("The doctor has stopped this clinic; please choose another time."))
+        if _hospital().identity_required and not family_member.id_number:
+            raise BookingError(_("A resident ID number is needed to book."),
+                               code="identity_required")
         _lock_patient(family_member.pk)
         check_patient_rules(family_member=family_member, doctor_id=schedule.doctor_id,
                             day=schedule.date)
@@ -247,7 +263,7 @@ def _booking_paid(order: Order) -> None:
         refund = payments.refund_create_locked(
             order=order, amount_fen=order.self_pay_fen, source="system",
             reason=_("Automatic refund: the booking was no longer held."), key="booking-gone")
-        transaction.on_commit(lambda: payments.refund_submit(refund_id=refund.pk))
+        transaction.on_commit(lambda: _submit_refund_later(refund.pk))
         return
     before = booking.status
     booking.status, booking.confirmed_at = Booking.Status.CONFIRMED, timezone.now()
@@ -309,7 +325,8 @@ def booking_cancel(*, booking: Booking, actor, source: str = "patient", reason: 
         if source == "patient":
             if locked.account_id != actor.pk:
                 raise NotYourPatient(_("You can only cancel your own bookings."))
-            if timezone.now() >= cancel_deadline(locked.date):
+            # An unpaid hold costs nobody anything: it can always be let go.
+            if not cancel_open_online(locked):
                 raise CancelTooLate(
                     _("Online cancellation closed at %(when)s; please contact the hospital.") % {
                         "when": timezone.localtime(cancel_deadline(locked.date), _tz())

@@ -299,7 +299,7 @@ def _booking_context(booking: Booking) -> dict:
         "member": booking.family_member, "order": booking.order, "refunds": refunds,
         "arrive_from": booking.slice.start - ARRIVE_BEFORE, "arrive_until": booking.slice.start,
         "cancel_deadline": deadline, "cancellable": cancellable,
-        "cancel_open": cancellable and now < deadline,
+        "cancel_open": svc.cancel_open_online(booking, now=now),
         "pay_open": booking.status == Booking.Status.HELD and booking.order_id is not None
         and booking.order.status == Order.Status.CREATED,
     }

@@ -172,7 +172,7 @@ def test_booking_cancel_before_cutoff_closes_unpaid_order(hospital_a):
 def test_booking_cancel_after_cutoff_refused(hospital_a):
     user, member = make_patient()
     with in_schema(hospital_a):
-        _, schedule = make_session(day=timezone.localdate() + timedelta(days=1))
+        _, schedule = make_session(day=timezone.localdate() + timedelta(days=1), fee=0)
         b = svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
         connection.tenant.cancel_cutoff_hour = 0  # cut-off: midnight today, already past
         try:
@@ -180,7 +180,7 @@ def test_booking_cancel_after_cutoff_refused(hospital_a):
                 svc.booking_cancel(booking=b, actor=user)
         finally:
             connection.tenant.cancel_cutoff_hour = 18
-        assert Booking.objects.get(pk=b.pk).status == Booking.Status.HELD
+        assert Booking.objects.get(pk=b.pk).status == Booking.Status.CONFIRMED
 
 
 def test_booking_no_shows_lead_to_ban(hospital_a):
@@ -325,3 +325,58 @@ def test_stop_clinic_unpaid_patient_is_not_promised_a_refund(hospital_a):
         svc.schedule_stop(schedule=schedule, reason="设备检修", actor=user)
     body = InboxMessage.objects.get(user=user, kind="schedule_stopped").body
     assert "设备检修" in body and "退" not in body and "refund" not in body
+
+
+def test_booking_hold_can_be_let_go_after_cutoff(hospital_a):
+    user, member = make_patient()
+    with in_schema(hospital_a):
+        _, schedule = make_session(day=timezone.localdate() + timedelta(days=1))
+        b = svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
+        connection.tenant.cancel_cutoff_hour = 0
+        try:
+            svc.booking_cancel(booking=b, actor=user)  # unpaid: allowed whatever the hour
+        finally:
+            connection.tenant.cancel_cutoff_hour = 18
+        assert Booking.objects.get(pk=b.pk).status == Booking.Status.CANCELLED
+
+
+def test_booking_race_with_stop_clinic_leaves_no_active_booking(committed_db):
+    """Bookings and a stop-clinic at the same instant: afterwards nothing is active."""
+    from tenants.models import Hospital
+
+    hospital = Hospital.objects.get(code="alpha")
+    connection.set_tenant(hospital)
+    _, schedule = make_session(capacity=20, slices=1, name="停诊竞态",
+                               day=timezone.localdate() + timedelta(days=2))
+    slice_id = _slices(schedule)[0].pk
+    patients = [make_patient(f"停{i}") for i in range(8)]
+    staff = patients[0][0]
+    barrier = threading.Barrier(9)
+
+    def book(user, member):
+        connection.set_tenant(hospital)
+        barrier.wait()
+        try:
+            svc.booking_hold(slice_id=slice_id, family_member=member, account=user)
+        except svc.BookingError:
+            pass
+        finally:
+            connection.close()
+
+    def stop():
+        connection.set_tenant(hospital)
+        barrier.wait()
+        try:
+            svc.schedule_stop(schedule=schedule, reason="竞态停诊", actor=staff)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=book, args=p) for p in patients]
+    threads.append(threading.Thread(target=stop))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    connection.set_tenant(hospital)
+    assert not Booking.objects.filter(schedule=schedule, status__in=Booking.ACTIVE).exists()
+    assert TimeSlice.objects.get(pk=slice_id).booked == 0
