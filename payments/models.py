@@ -97,7 +97,8 @@ class Order(models.Model):
                                        db_index=True)
     notify_url = models.URLField(_("notify URL"), max_length=300, blank=True)
     expires_at = models.DateTimeField(_("pay before"))
-    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    # Indexed: reconciliation selects a day's payments by it, whatever the history's length.
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True, db_index=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     close_reason = models.CharField(_("close reason"), max_length=100, blank=True)
     # A payment that could not be accepted (amount or currency mismatch): finance decides.
@@ -194,7 +195,7 @@ class Refund(models.Model):
                                      null=True, blank=True, related_name="+",
                                      verbose_name=_("requested by"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    succeeded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
+    succeeded_at = models.DateTimeField(_("refunded at"), null=True, blank=True, db_index=True)
 
     class Meta:
         verbose_name = _("refund")

@@ -204,8 +204,11 @@ def parse_statement(stream) -> Iterator[StatementLine]:
         if not row or row[0].startswith("#"):
             continue
         trade_time, out_trade_no, txn, kind, _state, amount, _cur, out_refund_no, _rid = row
+        if len(trade_time) != 19 or trade_time[10] != " ":
+            raise ProviderError(f"statement line with a malformed time: {trade_time!r}")
         yield StatementLine(
-            occurred_at=datetime.strptime(trade_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CST),
+            # fromisoformat is several times faster than strptime (a million lines a night)
+            occurred_at=datetime.fromisoformat(trade_time).replace(tzinfo=CST),
             out_trade_no=out_trade_no, provider_txn_id=txn,
             kind="refund" if kind == "REFUND" else "payment",
             status="refunded" if kind == "REFUND" else "paid",
