@@ -9,7 +9,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
-from portal.admin_sites import ReadOnlyInline, RoleInline, RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import (
+    AuditTrailInline,
+    ReadOnlyInline,
+    RoleInline,
+    RoleModelAdmin,
+    hospital_admin_site,
+)
 from portal.errors import DomainError
 
 from . import services
@@ -27,11 +33,8 @@ def _yuan(field: str, label):
     return show
 
 
-class OrderEventInline(ReadOnlyInline):
+class OrderEventInline(AuditTrailInline):
     model = OrderEvent
-    fields = ("at", "action", "from_status", "to_status", "source", "actor", "detail")
-    readonly_fields = fields
-    verbose_name_plural = _("audit trail")
 
 
 class RefundInline(ReadOnlyInline):

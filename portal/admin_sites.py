@@ -168,5 +168,16 @@ class ReadOnlyInline(RoleInline, admin.TabularInline):
         return False
 
 
+class AuditTrailInline(ReadOnlyInline):
+    """Who changed what, when: the event rows of an order or a booking."""
+
+    fields = ("at", "action", "from_status", "to_status", "source", "actor", "detail")
+    readonly_fields = fields
+    verbose_name_plural = _("audit trail")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+
 platform_admin_site = PlatformAdminSite(name="platform_admin")
 hospital_admin_site = HospitalAdminSite(name="hospital_admin")

@@ -24,7 +24,13 @@ from payments.models import Refund
 from payments.money import fen_to_yuan, yuan_to_fen
 from portal.accounts.models import StaffMembership, User
 from portal.accounts.selectors import staff_role
-from portal.admin_sites import ReadOnlyInline, RoleInline, RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import (
+    AuditTrailInline,
+    ReadOnlyInline,
+    RoleInline,
+    RoleModelAdmin,
+    hospital_admin_site,
+)
 from portal.errors import DomainError
 
 from . import booking as services
@@ -478,14 +484,8 @@ class ScheduleAdmin(DeskAdmin):
 # --------------------------------------------------------------------------- bookings
 
 
-class BookingEventInline(ReadOnlyInline):
+class BookingEventInline(AuditTrailInline):
     model = BookingEvent
-    fields = ("at", "action", "from_status", "to_status", "source", "actor", "detail")
-    readonly_fields = fields
-    verbose_name_plural = _("audit trail")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
 
 
 class CancelForm(forms.Form):

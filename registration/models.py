@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from portal.bilingual import BilingualNameMixin
 
-class Department(models.Model):
+
+class Department(BilingualNameMixin, models.Model):
     """A clinical department; departments form a tree (内科 → 心内科)."""
 
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
@@ -28,12 +29,6 @@ class Department(models.Model):
         ordering = ["sort_order", "pk"]
 
     def __str__(self) -> str:
-        return self.name
-
-    @property
-    def display_name(self) -> str:
-        if (get_language() or "").startswith("en") and self.name_en:
-            return self.name_en
         return self.name
 
 
@@ -58,7 +53,7 @@ class PatientCard(models.Model):
         return self.medical_record_number
 
 
-class Doctor(models.Model):
+class Doctor(BilingualNameMixin, models.Model):
     class Title(models.TextChoices):
         CHIEF = "chief", _("Chief physician (主任医师)")
         ASSOCIATE = "associate", _("Associate chief physician (副主任医师)")
@@ -88,12 +83,6 @@ class Doctor(models.Model):
         ordering = ["sort_order", "pk"]
 
     def __str__(self) -> str:
-        return self.name
-
-    @property
-    def display_name(self) -> str:
-        if (get_language() or "").startswith("en") and self.name_en:
-            return self.name_en
         return self.name
 
 

@@ -8,9 +8,10 @@ from datetime import time
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django_tenants.models import DomainMixin, TenantMixin
+
+from portal.bilingual import BilingualNameMixin, english_active
 
 HOSPITAL_CODE_RE = r"^[a-z][a-z0-9]{1,29}$"
 validate_hospital_code = RegexValidator(
@@ -26,7 +27,7 @@ def validate_time_zone(value: str) -> None:
                               code="invalid_time_zone")
 
 
-class Hospital(TenantMixin):
+class Hospital(BilingualNameMixin, TenantMixin):
     """A hospital on the platform. Its schema holds everything clinical and financial."""
 
     class Level(models.TextChoices):
@@ -99,17 +100,8 @@ class Hospital(TenantMixin):
         return self.name
 
     @property
-    def display_name(self) -> str:
-        """The name in the active language (Chinese name when no English one is set)."""
-        if (get_language() or "").startswith("en") and self.name_en:
-            return self.name_en
-        return self.name
-
-    @property
     def display_intro(self) -> str:
-        if (get_language() or "").startswith("en") and self.intro_en:
-            return self.intro_en
-        return self.intro
+        return self.intro_en if english_active() and self.intro_en else self.intro
 
     @property
     def is_public(self) -> bool:
