@@ -236,6 +236,8 @@ def booking_hold(*, slice_id: int, family_member, account, source: str = "web") 
         booking.save()
         _event(booking, "held" if booking.status == Booking.Status.HELD else "confirmed",
                source=source, actor=account, queue_number=booking.queue_number)
+        if booking.status == Booking.Status.CONFIRMED:
+            _notify_confirmed(booking)
         if booking.status == Booking.Status.HELD:
             pk, eta = booking.pk, booking.hold_expires_at
             transaction.on_commit(lambda: _schedule_expiry(pk, eta))
@@ -254,7 +256,8 @@ def _schedule_expiry(booking_id: int, eta: datetime) -> None:
 @payments.on_order_paid(Order.Kind.REGISTRATION)
 def _booking_paid(order: Order) -> None:
     """Payment arrived for a hold (called with the order row locked)."""
-    booking = Booking.objects.select_for_update().filter(order=order).first()
+    booking = (Booking.objects.select_for_update(of=("self",))
+               .select_related("slice", "doctor", "family_member").filter(order=order).first())
     if booking is None:
         return
     if booking.status != Booking.Status.HELD:
@@ -269,6 +272,19 @@ def _booking_paid(order: Order) -> None:
     booking.status, booking.confirmed_at = Booking.Status.CONFIRMED, timezone.now()
     booking.save(update_fields=["status", "confirmed_at"])
     _event(booking, "confirmed", source="provider", before=before)
+    _notify_confirmed(booking)
+
+
+def _notify_confirmed(booking: Booking) -> None:
+    """Tell the patient, through the outbox, in the transaction that confirmed the booking."""
+    from portal.notifications.services import notify
+
+    start = timezone.localtime(booking.slice.start, _tz())
+    notify(kind="booking_confirmed", hospital=_hospital(), recipients=[booking.account_id],
+           context={"doctor": booking.doctor.name, "day": booking.date.isoformat(),
+                    "name": booking.family_member.name, "number": booking.queue_number,
+                    "arrive": f"{start - timedelta(minutes=30):%H:%M}–{start:%H:%M}"},
+           link=f"/bookings/{booking.pk}/")
 
 
 # --------------------------------------------------------------------------- release
@@ -398,7 +414,7 @@ def waitlist_join(*, schedule: Schedule, family_member, account) -> WaitlistEntr
 
 def waitlist_offer_next(*, schedule_id: int) -> Booking | None:
     """A place came free: offer it (as a hold of their own) to the first patient waiting."""
-    from portal.notifications.services import inbox_send
+    from portal.notifications.services import notify
 
     while True:
         with transaction.atomic():
@@ -426,20 +442,13 @@ def waitlist_offer_next(*, schedule_id: int) -> Booking | None:
             entry.status, entry.booking = WaitlistEntry.Status.OFFERED, booking
             entry.save(update_fields=["status", "booking"])
             schedule = entry.schedule
-            when = timezone.localtime(booking.hold_expires_at, _tz()).strftime("%H:%M") \
+            until = timezone.localtime(booking.hold_expires_at, _tz()).strftime("%H:%M") \
                 if booking.hold_expires_at else ""
-            inbox_send(
-                user=entry.account, hospital=_hospital(), kind="waitlist_offer",
-                dedupe_key=f"waitlist-offer:{connection.schema_name}:{entry.pk}",
-                title=_("A place is yours: %(doctor)s, %(day)s") % {
-                    "doctor": schedule.doctor.name, "day": schedule.date.isoformat()},
-                body=(_("A place came free for %(name)s. Queue number %(n)d. Please pay before "
-                        "%(when)s or it goes to the next patient.") % {
-                    "name": entry.family_member.name, "n": booking.queue_number, "when": when})
-                if booking.status == Booking.Status.HELD else
-                _("A place came free for %(name)s. Queue number %(n)d.") % {
-                    "name": entry.family_member.name, "n": booking.queue_number},
-                link=f"/bookings/{booking.pk}/")
+            notify(kind="waitlist_offer", hospital=_hospital(), recipients=[entry.account_id],
+                   context={"doctor": schedule.doctor.name, "day": schedule.date.isoformat(),
+                            "name": entry.family_member.name, "number": booking.queue_number,
+                            "until": until},
+                   link=f"/bookings/{booking.pk}/")
             return booking
 
 
@@ -457,7 +466,7 @@ def schedule_stop(*, schedule: Schedule, reason: str, actor) -> int:
     """Stop a clinic session (停诊): every booking not yet seen is cancelled and refunded and
     every patient is told, all in one transaction (nobody is left half-cancelled or untold).
     Returns how many bookings were cancelled."""
-    from portal.notifications.services import inbox_send
+    from portal.notifications.services import notify
 
     if not (reason or "").strip():
         raise BookingError(_("Give the patients a reason."), code="reason_required")
@@ -472,9 +481,8 @@ def schedule_stop(*, schedule: Schedule, reason: str, actor) -> int:
             return 0
         schedule.status, schedule.stop_reason = Schedule.Status.STOPPED, reason
         schedule.save(update_fields=["status", "stop_reason"])
-        doctor, day = schedule.doctor, schedule.date
-        title = _("Clinic stopped: %(doctor)s, %(day)s") % {"doctor": doctor.name,
-                                                             "day": day.isoformat()}
+        facts = {"doctor": schedule.doctor.name, "day": schedule.date.isoformat(),
+                 "reason": reason}
         cancelled = 0
         # Patients already checked in have been seen: their bookings stay as they are.
         for pk in Booking.objects.filter(schedule=schedule, status__in=(
@@ -486,30 +494,19 @@ def schedule_stop(*, schedule: Schedule, reason: str, actor) -> int:
             refunding = _cancel_locked(locked, actor=actor, source="staff", reason=reason,
                                        status=Booking.Status.STOPPED)
             cancelled += 1
-            inbox_send(
-                user=locked.account, hospital=_hospital(), kind="schedule_stopped",
-                dedupe_key=f"stopped:{connection.schema_name}:{locked.pk}", title=title,
-                body=(_("%(doctor)s will not see patients on %(day)s (%(reason)s). The "
-                        "booking of %(name)s (queue number %(n)d) is cancelled and the fee "
-                        "is refunded. We apologise.") if refunding else
-                      _("%(doctor)s will not see patients on %(day)s (%(reason)s). The "
-                        "booking of %(name)s (queue number %(n)d) is cancelled. We "
-                        "apologise.")) % {
-                    "doctor": doctor.name, "day": day.isoformat(), "reason": reason,
-                    "name": locked.family_member.name, "n": locked.queue_number},
-                link=f"/bookings/{locked.pk}/")
+            notify(kind="schedule_stopped_refund" if refunding else "schedule_stopped",
+                   hospital=_hospital(), recipients=[locked.account_id],
+                   context={**facts, "name": locked.family_member.name,
+                            "number": locked.queue_number},
+                   link=f"/bookings/{locked.pk}/")
         waiting = list(WaitlistEntry.objects.select_for_update()
                        .filter(schedule=schedule, status=WaitlistEntry.Status.WAITING)
                        .select_related("account"))
         for w in waiting:
             w.status = WaitlistEntry.Status.EXPIRED
             w.save(update_fields=["status"])
-            inbox_send(user=w.account, hospital=_hospital(), kind="schedule_stopped",
-                       dedupe_key=f"stopped-wait:{connection.schema_name}:{w.pk}", title=title,
-                       body=_("%(doctor)s will not see patients on %(day)s (%(reason)s); the "
-                              "waitlist is closed.") % {"doctor": doctor.name,
-                                                        "day": day.isoformat(),
-                                                        "reason": reason})
+            notify(kind="waitlist_closed", hospital=_hospital(), recipients=[w.account_id],
+                   context=facts)
     return cancelled
 
 

@@ -32,3 +32,78 @@ class InboxMessage(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class OutboxEvent(models.Model):
+    """Something patients (or partners) must hear about, written in the same transaction as
+    the change that causes it. Workers relay it; nothing is lost if Redis or every worker is
+    down: the row waits and a sweeper relays it later."""
+
+    hospital = models.ForeignKey("tenants.Hospital", on_delete=models.CASCADE, null=True,
+                                 blank=True, related_name="+", verbose_name=_("hospital"))
+    kind = models.CharField(_("event"), max_length=40, db_index=True)
+    context = models.JSONField(_("context"), default=dict)
+    recipients = models.JSONField(_("recipients"), default=list)  # account ids
+    link = models.CharField(_("link"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    relayed_at = models.DateTimeField(_("handed to workers at"), null=True, blank=True,
+                                      db_index=True)
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+
+class Delivery(models.Model):
+    """One message of one event to one recipient on one channel."""
+
+    class Channel(models.TextChoices):
+        INBOX = "inbox", _("Site inbox")
+        SMS = "sms", _("SMS")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed (will retry)")
+        DEAD = "dead", _("Gave up")
+
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+", verbose_name=_("recipient"))
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    # event:channel:user — retries and redelivered tasks can never send twice.
+    dedupe_key = models.CharField(max_length=120, unique=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.CharField(_("last error"), max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.dedupe_key
+
+
+class ChannelPreference(models.Model):
+    """An account's choice per channel (the site inbox is always on)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="channel_preferences")
+    channel = models.CharField(max_length=10, choices=Delivery.Channel.choices)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "channel"],
+                                               name="one_preference_per_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.channel}={self.enabled}"

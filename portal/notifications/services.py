@@ -1,9 +1,30 @@
+"""Notifications: a transactional outbox, relayed by workers, fanned out in chunks, delivered
+once per recipient and channel.
+
+    notify(kind=..., hospital=..., recipients=[user ids], context={...})
+
+writes an `OutboxEvent` in the caller's transaction. After commit a relay task is queued; if
+Redis or the workers are down the row simply waits, and the sweeper (beat, every minute)
+relays it later. The relay splits the recipients into chunks, one task each; a chunk task
+creates one `Delivery` per recipient and channel with a unique dedupe key and sends what is
+not yet sent. Tasks are acks_late: a killed worker's chunk runs again, and the dedupe keys
+(at the inbox and at the SMS gateway) make the second run send nothing twice.
+"""
+
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import InboxMessage
+from .models import ChannelPreference, Delivery, InboxMessage, OutboxEvent
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 250
 
 
 def inbox_send(*, user, hospital, kind: str, title: str, body: str, dedupe_key: str,
@@ -27,3 +48,118 @@ def inbox_mark_read(*, user, ids=None) -> int:
     if ids is not None:
         qs = qs.filter(pk__in=ids)
     return qs.update(read_at=timezone.now())
+
+
+def notify(*, kind: str, hospital, recipients, context: dict, link: str = "") -> OutboxEvent:
+    """Record an event for `recipients` (users or ids) in the current transaction."""
+    ids = [getattr(r, "pk", r) for r in recipients]
+    hospital_id = hospital.pk if hospital is not None and not hospital.is_public else None
+    event = OutboxEvent.objects.create(hospital_id=hospital_id, kind=kind, context=context,
+                                       recipients=ids, link=link)
+    transaction.on_commit(lambda: _enqueue_relay(event.pk))
+    return event
+
+
+def _enqueue_relay(event_id: int) -> None:
+    from .tasks import relay_event
+
+    try:
+        relay_event.delay(event_id)
+    except Exception:  # broker down: the sweeper relays it when Redis is back
+        log.warning("could not queue relay of event %s; the sweeper will", event_id)
+
+
+def event_relay(*, event_id: int) -> int:
+    """Hand an event's recipients to workers in chunks. Returns the number of chunks."""
+    from .tasks import deliver_chunk
+
+    with transaction.atomic():
+        event = (OutboxEvent.objects.select_for_update(skip_locked=True)
+                 .filter(pk=event_id, relayed_at__isnull=True).first())
+        if event is None:
+            return 0  # already relayed, or being relayed right now
+        ids = list(event.recipients)
+        chunks = [ids[i:i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
+        # Queue first, mark after: if queuing fails the transaction rolls back and the
+        # sweeper tries again; chunks queued twice are harmless (dedupe keys).
+        for chunk in chunks:
+            deliver_chunk.delay(event.pk, chunk)
+        event.relayed_at = timezone.now()
+        event.save(update_fields=["relayed_at"])
+    return len(chunks)
+
+
+def events_relay_pending(*, older_than: timedelta = timedelta(seconds=10)) -> int:
+    """The sweeper: relay events whose on-commit relay never happened (Redis or workers down)."""
+    ids = list(OutboxEvent.objects.filter(relayed_at__isnull=True,
+                                          created_at__lte=timezone.now() - older_than)
+               .order_by("created_at").values_list("pk", flat=True)[:500])
+    relayed = 0
+    for pk in ids:
+        try:
+            relayed += bool(event_relay(event_id=pk))
+        except Exception:  # Redis still down: try again next time
+            log.warning("relay of event %s failed; will retry", pk)
+            break
+    return relayed
+
+
+def _channels_for(users) -> dict[int, list[str]]:
+    """Inbox always; SMS when a gateway is configured and the user has not turned it off."""
+    sms_on = bool(settings.SMS_GATEWAY_URL)
+    off = set(ChannelPreference.objects.filter(user__in=[u.pk for u in users], enabled=False,
+                                               channel=Delivery.Channel.SMS)
+              .values_list("user_id", flat=True))
+    return {u.pk: ["inbox"] + (["sms"] if sms_on and u.pk not in off else []) for u in users}
+
+
+def chunk_deliver(*, event_id: int, user_ids: list[int]) -> int:
+    """Deliver one chunk: create the missing Delivery rows, send what is not yet sent."""
+    from django.contrib.auth import get_user_model
+
+    from .channels import send_inbox, send_sms
+    from .messages import render
+
+    event = OutboxEvent.objects.select_related("hospital").get(pk=event_id)
+    users = list(get_user_model().objects.filter(pk__in=user_ids, is_active=True))
+    channels = _channels_for(users)
+    rows = [Delivery(event=event, user_id=u.pk, channel=ch, dedupe_key=f"{event.pk}:{ch}:{u.pk}")
+            for u in users for ch in channels[u.pk]]
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    pending = {(d.user_id, d.channel): d for d in Delivery.objects.filter(
+        event=event, user_id__in=[u.pk for u in users]).exclude(status=Delivery.Status.SENT)}
+    messages = {}
+    for u in users:
+        messages[u.pk] = render(event.kind, event.context, u.language or None)
+    sent = 0
+    by_channel: dict[str, list] = {"inbox": [], "sms": []}
+    for (_user_id, channel), d in pending.items():
+        by_channel[channel].append(d)
+    users_by_id = {u.pk: u for u in users}
+    for channel, sender in (("inbox", send_inbox), ("sms", send_sms)):
+        batch = by_channel[channel]
+        if not batch:
+            continue
+        try:
+            sender(event=event, deliveries=batch, users=users_by_id, messages=messages)
+        except Exception as exc:  # the task retries; the dedupe keys keep it exactly-once
+            Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(
+                status=Delivery.Status.FAILED, last_error=str(exc)[:300])
+            raise
+        Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(
+            status=Delivery.Status.SENT, sent_at=timezone.now())
+        sent += len(batch)
+    return sent
+
+
+def outbox_deliver_now(*, limit: int = 1000) -> int:
+    """Deliver waiting events in this process, without workers (tests, and the
+    `notifications_flush` command for an operator whose workers are down)."""
+    done = 0
+    for event in OutboxEvent.objects.filter(relayed_at__isnull=True).order_by("created_at")[:limit]:
+        ids = list(event.recipients)
+        for i in range(0, len(ids), CHUNK_SIZE):
+            chunk_deliver(event_id=event.pk, user_ids=ids[i:i + CHUNK_SIZE])
+        OutboxEvent.objects.filter(pk=event.pk).update(relayed_at=timezone.now())
+        done += 1
+    return done

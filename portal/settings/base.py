@@ -155,6 +155,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With Redis, a task a killed worker had taken is handed out again after this many seconds.
+# It must exceed the longest countdown/ETA (hold expiry: 15 minutes by default).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_RESULT_EXPIRES = 3600
 # The worker caches the schema -> hospital lookup instead of querying it for every task.
 CELERY_TASK_TENANT_CACHE_SECONDS = 60
@@ -171,6 +175,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     # 18:30 UTC = 02:30 in China; the task itself works out "yesterday" per hospital time zone.
     "reconcile-yesterday": {"task": "payments.reconcile_yesterday",
                             "schedule": crontab(hour=18, minute=30)},
+    "notifications-relay-pending": {
+        "task": "notifications.relay_pending",
+        "schedule": env.float("NOTIFY_SWEEP_SECONDS", default=60.0),
+        "tenant_schemas": ["public"],
+    },
     "sso-tickets-cleanup": {
         "task": "accounts.sso_tickets_cleanup",
         "schedule": 3600.0,
@@ -185,6 +194,11 @@ HEALTH_HEARTBEAT_MAX_AGE = env.int("HEALTH_HEARTBEAT_MAX_AGE", default=60)
 SANDBOX_PAY_URL = env.str("SANDBOX_PAY_URL", default="http://127.0.0.1:8001")
 SANDBOX_PAY_MASTER_SECRET = env.str("SANDBOX_PAY_MASTER_SECRET",
                                     default="sandbox-master-secret-dev-only")
+
+# ----------------------------------------------------------------------------- notifications
+# The SMS gateway (empty: no SMS). `make run` starts a local fake on 8002.
+SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
+SMS_GATEWAY_KEY = env.str("SMS_GATEWAY_KEY", default="sms-fake-key-dev-only")
 
 # ----------------------------------------------------------------------------- API
 REST_FRAMEWORK = {

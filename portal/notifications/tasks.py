@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="notifications.relay_event", acks_late=True)
+def relay_event(event_id: int) -> int:
+    return services.event_relay(event_id=event_id)
+
+
+@shared_task(name="notifications.deliver_chunk", acks_late=True, bind=True, max_retries=8)
+def deliver_chunk(self, event_id: int, user_ids: list[int]) -> int:
+    try:
+        return services.chunk_deliver(event_id=event_id, user_ids=user_ids)
+    except Exception as exc:
+        # exponential backoff with jitter; the dedupe keys make every retry safe
+        import random
+
+        raise self.retry(exc=exc, countdown=min(300, 2 ** self.request.retries) +
+                         random.random()) from exc
+
+
+@shared_task(name="notifications.relay_pending")
+def relay_pending() -> int:
+    """Every minute: events whose relay never happened (Redis or every worker was down)."""
+    return services.events_relay_pending()

@@ -1,0 +1,73 @@
+"""Outbox, relay and fan-out: written with the change, delivered once per channel."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from portal.notifications.fake_sms import FakeSmsGateway
+from portal.notifications.models import Delivery, InboxMessage, OutboxEvent
+from portal.notifications.services import chunk_deliver, notify, outbox_deliver_now
+from tests.conftest import make_user
+
+
+def test_notify_is_part_of_the_callers_transaction(db, hospital_a):
+    user = make_user()
+    try:
+        with transaction.atomic():
+            notify(kind="announcement", hospital=hospital_a, recipients=[user],
+                   context={"title": "t", "body": "b"})
+            raise RuntimeError("the change fails")
+    except RuntimeError:
+        pass
+    assert not OutboxEvent.objects.exists()  # no change, no message
+
+
+def test_fan_out_delivers_once_per_channel_even_when_repeated(db, hospital_a, settings):
+    gateway = FakeSmsGateway().start()
+    settings.SMS_GATEWAY_URL = gateway.url
+    try:
+        users = [make_user(name=f"收件人{i}") for i in range(30)]
+        event = notify(kind="announcement", hospital=hospital_a, recipients=users,
+                       context={"title": "门诊通知", "body": "明日起门诊楼 3 楼装修"})
+        ids = [u.pk for u in users]
+        assert chunk_deliver(event_id=event.pk, user_ids=ids) == 60
+        # a worker killed after sending but before acking runs the chunk again
+        Delivery.objects.filter(event=event).update(status=Delivery.Status.PENDING)
+        chunk_deliver(event_id=event.pk, user_ids=ids)
+        assert InboxMessage.objects.filter(kind="announcement").count() == 30
+        assert len(gateway.accepted) == 30 and gateway.duplicates == 30
+        assert {m["to"] for m in gateway.accepted.values()} == {u.phone for u in users}
+        assert "【门诊通知】" in next(iter(gateway.accepted.values()))["text"]
+    finally:
+        gateway.stop()
+
+
+def test_sms_gateway_down_marks_failed_and_retry_sends_once(db, hospital_a, settings):
+    gateway = FakeSmsGateway().start()
+    settings.SMS_GATEWAY_URL = gateway.url
+    gateway.fail_next = 1
+    try:
+        user = make_user()
+        event = notify(kind="announcement", hospital=hospital_a, recipients=[user],
+                       context={"title": "t", "body": "b"})
+        try:
+            chunk_deliver(event_id=event.pk, user_ids=[user.pk])
+        except Exception:
+            pass
+        assert Delivery.objects.get(event=event, channel="sms").status == "failed"
+        assert Delivery.objects.get(event=event, channel="inbox").status == "sent"
+        chunk_deliver(event_id=event.pk, user_ids=[user.pk])
+        assert Delivery.objects.get(event=event, channel="sms").status == "sent"
+        assert len(gateway.accepted) == 1
+    finally:
+        gateway.stop()
+
+
+def test_outbox_messages_render_in_the_recipients_language(db, hospital_a):
+    zh, en = make_user(), make_user(language="en")
+    notify(kind="booking_confirmed", hospital=hospital_a, recipients=[zh, en],
+           context={"doctor": "张医生", "day": "2026-12-01", "name": "李雷", "number": 3,
+                    "arrive": "07:30–08:00"})
+    outbox_deliver_now()
+    assert InboxMessage.objects.get(user=zh).title.startswith("预约成功")
+    assert InboxMessage.objects.get(user=en).title.startswith("Booking confirmed")
