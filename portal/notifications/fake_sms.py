@@ -23,6 +23,7 @@ class FakeSmsGateway:
         self.accepted: dict[str, dict] = {}  # id -> message, in arrival order
         self.duplicates = 0
         self.fail_next = 0
+        self.delay = 0.0  # seconds per request, to make a fan-out slow enough to interrupt
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -39,6 +40,10 @@ class FakeSmsGateway:
                 body = self.rfile.read(length)
                 if self.headers.get("Authorization") != f"Bearer {gateway.api_key}":
                     return self._answer(401, {"code": "UNAUTHORIZED"})
+                if gateway.delay:
+                    import time
+
+                    time.sleep(gateway.delay)
                 with gateway.lock:
                     if gateway.fail_next:
                         gateway.fail_next -= 1
