@@ -37,6 +37,7 @@ PG_PORT = int(os.environ.get("PORTAL_PG_PORT", "55432"))
 REDIS_PORT = int(os.environ.get("PORTAL_REDIS_PORT", "56379"))
 WEB_PORT = int(os.environ.get("PORT", "8000"))
 SANDBOX_PORT = int(os.environ.get("PORTAL_SANDBOX_PAY_PORT", "8001"))
+SMS_PORT = int(os.environ.get("PORTAL_FAKE_SMS_PORT", "8002"))
 DB_NAME = "portal"
 
 
@@ -309,7 +310,8 @@ def cmd_run() -> int:
     env0, started = services_up()
     env = {**os.environ, **env0, "DJANGO_SETTINGS_MODULE": "portal.settings.local",
            "SANDBOX_PAY_URL": os.environ.get("SANDBOX_PAY_URL",
-                                             f"http://127.0.0.1:{SANDBOX_PORT}")}
+                                             f"http://127.0.0.1:{SANDBOX_PORT}"),
+           "SMS_GATEWAY_URL": os.environ.get("SMS_GATEWAY_URL", f"http://127.0.0.1:{SMS_PORT}")}
     procs: list[subprocess.Popen] = []
     try:
         prepare(env)
@@ -324,6 +326,9 @@ def cmd_run() -> int:
             # The sandbox payment provider: a separate service, as a real provider would be.
             subprocess.Popen([py, "-m", "payments.sandbox.server", "--port", str(SANDBOX_PORT),
                               "--data-dir", str(RUN / "sandbox")], cwd=ROOT, env=env),
+            # A local fake SMS gateway: GET http://127.0.0.1:8002/v1/messages shows what was sent.
+            subprocess.Popen([py, "-m", "portal.notifications.fake_sms", "--port",
+                              str(SMS_PORT)], cwd=ROOT, env=env),
         ]
         _wait_until_serving(env, procs)
         subprocess.run([py, "manage.py", "demo_info", "--port", str(WEB_PORT)], cwd=ROOT,

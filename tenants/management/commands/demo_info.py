@@ -25,4 +25,6 @@ class Command(BaseCommand):
               f"{h['admin']['phone']} / {h['admin']['password']}")
         w(f"  Demo patient        {demo.PATIENT['phone']} / {demo.PATIENT['password']}")
         w(f"  Health              http://localhost:{port}/health/")
+        w("  Sandbox payments    http://localhost:8001/  (cashier pages open from the site)")
+        w("  Fake SMS gateway    http://127.0.0.1:8002/v1/messages  (every SMS sent)")
         w("")
