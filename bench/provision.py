@@ -52,6 +52,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:55432/portal"
 TEMPLATE_SCHEMA = "template"
 T_START = time.perf_counter()
+# --quick must finish within a minute on a 2-core machine: if the fills and provisions would
+# not fit, later levels are measured with fewer repetitions (at least one; every key is kept).
+QUICK_BUDGET_SECONDS = 50.0
 
 
 def say(msg: str) -> None:
@@ -75,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="add a synthetic tenant app with this many models (default 0)")
     p.add_argument("--fill", choices=["replay", "provision"], default="replay",
                    help="how filler hospitals are made (default: replay captured SQL)")
+    p.add_argument("--fill-jobs", type=int, default=2,
+                   help="parallel connections for the replay fill (default 2)")
     p.add_argument("--db-name", default="portal_bench", help="scratch database (default portal_bench)")
     p.add_argument("--keep-db", action="store_true", help="do not drop the scratch database at the end")
     args = p.parse_args(argv)
@@ -297,32 +302,66 @@ class SchemaRecipe:
         self.statements = len(statements)
 
 
-def fill_replay(recipe: SchemaRecipe, start: int, count: int, batch: int = 25) -> None:
-    """Add `count` ready hospitals whose schemas are built by replaying the recipe."""
+def fill_replay(recipe: SchemaRecipe, start: int, count: int, jobs: int = 2, batch: int = 10) -> None:
+    """Add `count` ready hospitals whose schemas are built by replaying the recipe.
+
+    The hospital and domain rows go in first (one transaction); the schemas are then built by
+    `jobs` threads, each on its own connection, `batch` schemas per transaction. PostgreSQL does
+    the work (psycopg2 releases the GIL), so two jobs use both cores.
+    """
+    import threading
+
+    import psycopg2
     from django.db import connection, transaction
 
     from tenants.models import Domain, Hospital
     from tenants.services import schema_name_for
 
     connection.set_schema_to_public()
-    done = 0
-    while done < count:
-        n = min(batch, count - done)
-        codes = [f"f{start + done + i:05d}" for i in range(n)]
-        with transaction.atomic():
-            hospitals = Hospital.objects.bulk_create([
-                Hospital(schema_name=schema_name_for(c), code=c, name=f"填充医院 {c}",
-                         name_en=f"Filler {c}", is_ready=True) for c in codes])
-            Domain.objects.bulk_create([
-                Domain(domain=f"{h.code}.bench.localhost", tenant=h, is_primary=True)
-                for h in hospitals])
-            with connection.cursor() as cur:
-                for h in hospitals:
-                    cur.execute(f'CREATE SCHEMA "{h.schema_name}";\n'
-                                f'SET LOCAL search_path TO "{h.schema_name}", public;\n'
-                                f"{recipe.body};\n"
-                                "SET LOCAL search_path TO public")
-        done += n
+    codes = [f"f{start + i:05d}" for i in range(count)]
+    with transaction.atomic():
+        hospitals = Hospital.objects.bulk_create([
+            Hospital(schema_name=schema_name_for(c), code=c, name=f"填充医院 {c}",
+                     name_en=f"Filler {c}", is_ready=True) for c in codes])
+        Domain.objects.bulk_create([
+            Domain(domain=f"{h.code}.bench.localhost", tenant=h, is_primary=True) for h in hospitals])
+    schemas = [h.schema_name for h in hospitals]
+    batches = [schemas[i:i + batch] for i in range(0, len(schemas), batch)]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    done = [0]
+
+    def worker() -> None:
+        conn = psycopg2.connect(os.environ["DATABASE_URL"])
+        try:
+            while True:
+                with lock:
+                    if not batches or errors:
+                        return
+                    names = batches.pop(0)
+                with conn, conn.cursor() as cur:  # one transaction per batch
+                    for name in names:
+                        cur.execute(f'CREATE SCHEMA "{name}";\n'
+                                    f'SET LOCAL search_path TO "{name}", public;\n'
+                                    f"{recipe.body};\n"
+                                    "SET LOCAL search_path TO public")
+                with lock:
+                    done[0] += len(names)
+                    if done[0] % 50 < len(names) and done[0] < count:
+                        say(f"  filled {done[0]}/{count}")
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            with lock:
+                errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def fill_provision(start: int, count: int) -> None:
@@ -521,7 +560,7 @@ def run(args: argparse.Namespace) -> dict:
     recipe = SchemaRecipe()
     recipe.schema = "h_benchref"
     with connection.execute_wrapper(recipe.wrapper):
-        ref_seconds, _ = provision_timed("benchref")
+        ref_seconds, ref_steps = provision_timed("benchref")
     recipe.finish()
     ref_fp = fingerprint(recipe.schema)
     tables = sum(1 for _n, k in ref_fp["relations"] if k == "r")
@@ -549,6 +588,10 @@ def run(args: argparse.Namespace) -> dict:
         delete_hospital("benchclone")
 
     per_level: dict = {}
+    # Until a fill has been timed, guess a filler schema costs what the reference's DDL did.
+    fill_each = ref_steps.get("schema_db", ref_seconds) / max(1, args.fill_jobs) if args.fill == "replay" \
+        else ref_seconds
+    provision_each = ref_seconds
     fill_total = 0.0
     filled = 0
     fill_checked = False
@@ -559,12 +602,13 @@ def run(args: argparse.Namespace) -> dict:
             say(f"filling {need} hospitals ({have} -> {level}) by {args.fill}")
             t = time.perf_counter()
             if args.fill == "replay":
-                fill_replay(recipe, filled, need)
+                fill_replay(recipe, filled, need, jobs=args.fill_jobs)
             else:
                 fill_provision(filled, need)
             analyze_catalogs()
             dt = time.perf_counter() - t
             fill_total += dt
+            fill_each = dt / need
             say(f"  filled {need} in {dt:.2f}s ({dt / need * 1000:.1f} ms each)")
             if not fill_checked:
                 diff = fingerprint_diff(ref_fp, fingerprint(f"h_f{filled:05d}"))
@@ -577,16 +621,27 @@ def run(args: argparse.Namespace) -> dict:
             filled += need
         elif have > level:
             say(f"level {level}: {have} hospitals exist already; measuring at {have}")
+        reps = args.reps
+        if args.quick:
+            later = [lv for lv in args.levels if lv > level]
+            fill_left = fill_each * max(0, (later[-1] if later else 0) - max(have, level))
+            left = QUICK_BUDGET_SECONDS - (time.perf_counter() - T_START) - fill_left
+            reps = max(1, min(args.reps, int(left / (provision_each * (1 + len(later))))))
+            if reps < args.reps:
+                say(f"level {level}: {reps} repetition(s) instead of {args.reps} to stay within "
+                    f"the --quick budget of {QUICK_BUDGET_SECONDS:.0f}s")
         samples, steps = [], []
-        for rep in range(args.reps):
+        for rep in range(reps):
             secs, st = provision_timed(f"m{level:05d}r{rep:02d}")
             samples.append(secs)
             steps.append(st)
-            say(f"level {level}: provision {rep + 1}/{args.reps} in {secs:.3f}s"
+            say(f"level {level}: provision {rep + 1}/{reps} in {secs:.3f}s"
                 + (f" (schema step {st['schema']:.3f}s, of which database "
                    f"{st['schema_db']:.3f}s)" if st else ""))
+        provision_each = statistics.median(samples)
         per_level[level] = {
             "existing": have,
+            "reps": reps,
             "median": statistics.median(samples),
             "min": min(samples),
             "max": max(samples),
@@ -605,6 +660,8 @@ def run(args: argparse.Namespace) -> dict:
         out[f"seconds_at_{level}"] = r3(per_level[level]["median"])
     out["mode"] = args.mode
     out["reps"] = args.reps
+    if any(per_level[lv]["reps"] != args.reps for lv in args.levels):
+        out["reps_per_level"] = {str(lv): per_level[lv]["reps"] for lv in args.levels}
     out["quick"] = args.quick
     for level in args.levels:
         lv = per_level[level]
