@@ -1,0 +1,166 @@
+# --------------------------------------------------------------------------- delivery log
+# Read-only: every event the outbox relayed and every delivery of it, with status, attempts
+# and the last error; filters by event kind, channel and status. The platform sees all
+# hospitals; a hospital's admins (hospital admin role only) see their hospital's events.
+
+from django.contrib import admin as _dl_admin
+from django.db.models import Count as _DlCount
+from django.db.models import F as _DlF
+from django.db.models import Func as _DlFunc
+from django.db.models import IntegerField as _DlIntegerField
+from django.db.models import Q as _DlQ
+from django.urls import reverse as _dl_reverse
+from django.utils.html import format_html as _dl_format_html
+from django.utils.translation import gettext_lazy as _dl_
+
+from portal.accounts.validators import mask_mobile as _dl_mask_mobile
+from portal.admin_sites import PlatformModelAdmin as _DlPlatformModelAdmin
+from portal.admin_sites import RoleModelAdmin as _DlRoleModelAdmin
+from portal.admin_sites import hospital_admin_site as _dl_hospital_site
+from portal.admin_sites import platform_admin_site as _dl_platform_site
+
+from .models import Delivery as _DlDelivery
+from .models import OutboxEvent as _DlOutboxEvent
+
+
+class _DlReadOnly:
+    """Look, never change: the log is written by the workers only."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class DeliveryEventKindFilter(_dl_admin.SimpleListFilter):
+    """Event kinds among the deliveries this admin may see (not other hospitals' kinds)."""
+
+    title = _dl_("event")
+    parameter_name = "event__kind"
+
+    def lookups(self, request, model_admin):
+        kinds = (model_admin.get_queryset(request).order_by()
+                 .values_list("event__kind", flat=True).distinct())
+        return [(k, k) for k in sorted(kinds)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(event__kind=self.value())
+        return queryset
+
+
+class EventKindFilter(DeliveryEventKindFilter):
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        kinds = model_admin.get_queryset(request).order_by().values_list(
+            "kind", flat=True).distinct()
+        return [(k, k) for k in sorted(kinds)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(kind=self.value())
+        return queryset
+
+
+class _OutboxEventLog(_DlReadOnly):
+    list_display = ("id", "kind", "hospital", "created_at", "relayed_at", "recipients_count",
+                    "sent_count", "failed_count", "deliveries_link")
+    list_filter = (EventKindFilter, "relayed_at")
+    list_select_related = ("hospital",)
+    search_fields = ("kind",)
+    date_hierarchy = "created_at"
+    exclude = ("recipients",)  # thousands of ids: the count is enough
+    readonly_fields = ("kind", "hospital", "created_at", "relayed_at", "recipients_count",
+                       "sent_count", "failed_count", "link", "context", "deliveries_link")
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            _recipients=_DlFunc(_DlF("recipients"), function="jsonb_array_length",
+                                output_field=_DlIntegerField()),
+            _sent=_DlCount("deliveries", filter=_DlQ(deliveries__status=_DlDelivery.Status.SENT)),
+            _failed=_DlCount("deliveries", filter=_DlQ(deliveries__status__in=[
+                _DlDelivery.Status.FAILED, _DlDelivery.Status.DEAD])))
+
+    @_dl_admin.display(description=_dl_("recipients"), ordering="_recipients")
+    def recipients_count(self, obj):
+        return obj._recipients
+
+    @_dl_admin.display(description=_dl_("sent"), ordering="_sent")
+    def sent_count(self, obj):
+        return obj._sent
+
+    @_dl_admin.display(description=_dl_("failed"), ordering="_failed")
+    def failed_count(self, obj):
+        return obj._failed
+
+    @_dl_admin.display(description=_dl_("deliveries"))
+    def deliveries_link(self, obj):
+        url = _dl_reverse(f"{self.admin_site.name}:notifications_delivery_changelist")
+        return _dl_format_html('<a href="{}?event__id__exact={}">{}</a>', url, obj.pk,
+                               _dl_("deliveries"))
+
+
+class _DeliveryLog(_DlReadOnly):
+    list_display = ("id", "event_link", "event_kind", "recipient", "channel", "status",
+                    "attempts", "last_error", "created_at", "sent_at")
+    list_filter = (DeliveryEventKindFilter, "channel", "status")
+    list_select_related = ("event", "user")
+    search_fields = ("dedupe_key", "last_error")
+    readonly_fields = ("event_link", "event_kind", "recipient", "channel", "status", "attempts",
+                       "last_error", "dedupe_key", "created_at", "sent_at")
+    fields = readonly_fields
+    show_full_result_count = False  # the log grows large: no second COUNT(*) per page
+
+    @_dl_admin.display(description=_dl_("event"), ordering="event__kind")
+    def event_kind(self, obj):
+        return obj.event.kind
+
+    @_dl_admin.display(description=_dl_("event"), ordering="event_id")
+    def event_link(self, obj):
+        url = _dl_reverse(f"{self.admin_site.name}:notifications_outboxevent_change",
+                          args=[obj.event_id])
+        return _dl_format_html('<a href="{}">#{}</a>', url, obj.event_id)
+
+    @_dl_admin.display(description=_dl_("recipient"), ordering="user_id")
+    def recipient(self, obj):
+        # never a full mobile number in the log
+        return f"{obj.user.name or obj.user_id} ({_dl_mask_mobile(obj.user.phone)})"
+
+
+class PlatformOutboxEventAdmin(_OutboxEventLog, _DlPlatformModelAdmin):
+    pass
+
+
+class PlatformDeliveryAdmin(_DeliveryLog, _DlPlatformModelAdmin):
+    list_filter = (DeliveryEventKindFilter, "channel", "status", "event__hospital")
+
+
+class HospitalOutboxEventAdmin(_OutboxEventLog, _DlRoleModelAdmin):
+    roles = {"admin"}
+    list_display = tuple(f for f in _OutboxEventLog.list_display if f != "hospital")
+    readonly_fields = tuple(f for f in _OutboxEventLog.readonly_fields if f != "hospital")
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        tenant = getattr(request, "tenant", None)
+        return super().get_queryset(request).filter(hospital_id=getattr(tenant, "pk", None))
+
+
+class HospitalDeliveryAdmin(_DeliveryLog, _DlRoleModelAdmin):
+    roles = {"admin"}
+
+    def get_queryset(self, request):
+        tenant = getattr(request, "tenant", None)
+        return super().get_queryset(request).filter(event__hospital_id=getattr(tenant, "pk", None))
+
+
+_dl_platform_site.register(_DlOutboxEvent, PlatformOutboxEventAdmin)
+_dl_platform_site.register(_DlDelivery, PlatformDeliveryAdmin)
+_dl_hospital_site.register(_DlOutboxEvent, HospitalOutboxEventAdmin)
+_dl_hospital_site.register(_DlDelivery, HospitalDeliveryAdmin)
