@@ -12,6 +12,7 @@ urlpatterns = [
     path("", tenant_views.hospital_home, name="home"),
     path("accounts/", include("portal.accounts.urls")),
     path("inbox/", inbox_views.inbox, name="inbox"),
+    path("inbox/preferences/", inbox_views.preferences, name="inbox_preferences"),
     path("payments/", include("payments.urls")),
     path("sso/callback/", sso.callback, name="sso_callback"),
     path("i18n/setlang/", views.set_language, name="set_language"),

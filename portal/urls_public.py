@@ -12,6 +12,7 @@ urlpatterns = [
     path("", tenant_views.platform_home, name="home"),
     path("accounts/", include("portal.accounts.urls")),
     path("inbox/", inbox_views.inbox, name="inbox"),
+    path("inbox/preferences/", inbox_views.preferences, name="inbox_preferences"),
     path("sso/authorize/", sso.authorize, name="sso_authorize"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("health/", health.health, name="health"),

@@ -621,3 +621,54 @@ def doctor_fee_fen(doctor) -> int:
 # Sane defaults (fen) seeded for every new hospital; staff change them in admin.
 DEFAULT_TITLE_FEES = {"chief": 5000, "associate": 3000, "attending": 2000, "resident": 1000}
 
+
+
+# --------------------------------------------------------------------------- reminders
+
+_REMINDER_LOCK_NAMESPACE = 7302  # advisory-lock namespace for "this hospital's reminders"
+
+
+def bookings_remind_tomorrow(*, now: datetime | None = None) -> int:
+    """Remind each confirmed booking of tomorrow once: time, place and what to bring.
+
+    Runs hourly (beat); does nothing before settings.REMINDER_HOUR hospital local time, and
+    after it also picks up bookings confirmed later that evening. "Once" needs no new field:
+    a booking is reminded when a "visit_reminder" outbox event names it in its context. One
+    transaction under a per-hospital advisory lock, so overlapping runs cannot both send."""
+    from django.conf import settings
+
+    from portal.notifications.models import OutboxEvent
+    from portal.notifications.services import notify
+
+    h = _hospital()
+    local_now = timezone.localtime(now or timezone.now(), _tz())
+    if local_now.hour < settings.REMINDER_HOUR:
+        return 0
+    tomorrow = local_now.date() + timedelta(days=1)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           [_REMINDER_LOCK_NAMESPACE, h.pk])
+        bookings = list(Booking.objects.filter(status=Booking.Status.CONFIRMED, date=tomorrow)
+                        .select_related("slice", "doctor__department", "family_member")
+                        .order_by("pk"))
+        if not bookings:
+            return 0
+        done = set(OutboxEvent.objects.filter(
+            kind="visit_reminder", hospital_id=h.pk,
+            context__booking__in=[b.pk for b in bookings]).values_list("context__booking",
+                                                                       flat=True))
+        sent = 0
+        for b in bookings:
+            if b.pk in done:
+                continue
+            department = b.doctor.department
+            start = timezone.localtime(b.slice.start, _tz())
+            notify(kind="visit_reminder", hospital=h, recipients=[b.account_id],
+                   context={"booking": b.pk, "doctor": b.doctor.name, "day": b.date.isoformat(),
+                            "time": f"{start:%H:%M}", "name": b.family_member.name,
+                            "number": b.queue_number, "hospital": h.name,
+                            "place": department.location or department.name},
+                   link=f"/bookings/{b.pk}/")
+            sent += 1
+    return sent

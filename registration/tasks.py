@@ -35,3 +35,11 @@ def bookings_mark_no_shows_task() -> int:
     from .booking import bookings_mark_no_shows
 
     return bookings_mark_no_shows()
+
+
+@shared_task(name="registration.bookings_remind_tomorrow")
+def bookings_remind_tomorrow_task() -> int:
+    """Hourly: the day before a confirmed booking, from REMINDER_HOUR on, remind the patient."""
+    from .booking import bookings_remind_tomorrow
+
+    return bookings_remind_tomorrow()

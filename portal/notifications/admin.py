@@ -164,3 +164,59 @@ _dl_platform_site.register(_DlOutboxEvent, PlatformOutboxEventAdmin)
 _dl_platform_site.register(_DlDelivery, PlatformDeliveryAdmin)
 _dl_hospital_site.register(_DlOutboxEvent, HospitalOutboxEventAdmin)
 _dl_hospital_site.register(_DlDelivery, HospitalDeliveryAdmin)
+
+
+# --------------------------------------------------------------------------- message templates
+# A hospital's own wording of an event per language (hospital admins only, on the hospital's
+# admin). Placeholders are checked on save: only the names the event's built-in text uses.
+
+from django import forms as _nt_forms  # noqa: E402
+from django.core.exceptions import ValidationError as _NtValidationError  # noqa: E402
+from django.utils.translation import gettext_lazy  # noqa: E402  (named so makemessages finds it)
+
+from .messages import MESSAGES as _NT_MESSAGES  # noqa: E402
+from .messages import placeholders as _nt_placeholders  # noqa: E402
+from .models import NotificationTemplate as _NtTemplate  # noqa: E402
+
+
+class HospitalNotificationTemplateAdmin(_DlRoleModelAdmin):
+    roles = {"admin"}
+    list_display = ("kind", "language", "title", "updated_at")
+    list_filter = ("kind", "language")
+    fields = ("kind", "language", "title", "body")
+
+    def get_queryset(self, request):
+        tenant = getattr(request, "tenant", None)
+        return super().get_queryset(request).filter(hospital_id=getattr(tenant, "pk", None))
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "kind":
+            return _nt_forms.ChoiceField(
+                label=db_field.verbose_name, choices=[(k, k) for k in _NT_MESSAGES],
+                help_text=" · ".join(
+                    f"{k}: " + ", ".join(f"%({n})s" for n in sorted(_nt_placeholders(k)))
+                    for k in _NT_MESSAGES))
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_form(self, request, obj=None, **kwargs):
+        base = super().get_form(request, obj, **kwargs)
+        hospital_id = request.tenant.pk
+
+        class TemplateForm(base):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                self.instance.hospital_id = hospital_id  # the model's checks see the hospital
+
+            def clean(self):
+                data = super().clean()
+                if _NtTemplate.objects.filter(
+                        hospital_id=hospital_id, kind=data.get("kind"),
+                        language=data.get("language")).exclude(pk=self.instance.pk).exists():
+                    raise _NtValidationError(gettext_lazy(
+                        "This hospital already has a template for this event and language."))
+                return data
+
+        return TemplateForm
+
+
+_dl_hospital_site.register(_NtTemplate, HospitalNotificationTemplateAdmin)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
@@ -24,11 +26,55 @@ MESSAGES = {
     "booking_confirmed": (
         _("Booking confirmed: %(doctor)s, %(day)s"),
         _("%(name)s: queue number %(number)s, please arrive between %(arrive)s.")),
+    "visit_reminder": (
+        _("Visit tomorrow: %(doctor)s, %(time)s"),
+        _("%(name)s: tomorrow %(day)s at %(time)s, queue number %(number)s, %(hospital)s, "
+          "%(place)s. Please bring the patient's ID card and medical insurance card.")),
     "announcement": ("%(title)s", "%(body)s"),
 }
 
+# An 18-character resident ID number (17 digits and a digit or X) anywhere in a message.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)")
 
-def render(kind: str, context: dict, language: str | None) -> tuple[str, str]:
+
+def placeholders_in(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text))
+
+
+def placeholders(kind: str) -> set[str]:
+    """The %(name)s placeholders an event's built-in text uses (its source, untranslated)."""
     title, body = MESSAGES[kind]
-    with translation.override(language or "zh-hans"):
-        return str(title) % context, str(body) % context
+    with translation.override(None):  # the source text, untranslated
+        return placeholders_in(str(title)) | placeholders_in(str(body))
+
+
+def render(kind: str, context: dict, language: str | None,
+           overrides: dict | None = None) -> tuple[str, str]:
+    """Title and body of an event for one recipient. `overrides` maps a language to a
+    hospital's own (title, body) for this event (see `overrides_for`)."""
+    language = language or "zh-hans"
+    if overrides and language in overrides:
+        title, body = overrides[language]
+        return _scrub(title % context), _scrub(body % context)
+    title, body = MESSAGES[kind]
+    with translation.override(language):
+        return _scrub(str(title) % context), _scrub(str(body) % context)
+
+
+def _scrub(text: str) -> str:
+    """Messages never carry a full ID number, whatever a context or template put in."""
+    from portal.accounts.validators import mask_id_number
+
+    return _ID_NUMBER.sub(lambda m: mask_id_number(m.group(0)), text)
+
+
+def overrides_for(*, hospital_id, kind: str) -> dict[str, tuple[str, str]]:
+    """A hospital's templates for one event, by language: one query, for a whole chunk."""
+    if hospital_id is None:
+        return {}
+    from .models import NotificationTemplate
+
+    return {language: (title, body) for language, title, body in
+            NotificationTemplate.objects.filter(hospital_id=hospital_id, kind=kind)
+            .values_list("language", "title", "body")}

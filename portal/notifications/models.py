@@ -64,6 +64,7 @@ class Delivery(models.Model):
     class Channel(models.TextChoices):
         INBOX = "inbox", _("Site inbox")
         SMS = "sms", _("SMS")
+        EMAIL = "email", _("Email")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -107,3 +108,59 @@ class ChannelPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.channel}={self.enabled}"
+
+
+class NotificationTemplate(models.Model):
+    """A hospital's own wording of one event in one language, used instead of the built-in
+    text of `messages.MESSAGES`. Uses the same %(placeholder)s names as the built-in text."""
+
+    hospital = models.ForeignKey("tenants.Hospital", on_delete=models.CASCADE,
+                                 related_name="+", verbose_name=_("hospital"))
+    kind = models.CharField(_("event"), max_length=40)
+    language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("message"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("message template")
+        verbose_name_plural = _("message templates")
+        ordering = ["hospital", "kind", "language"]
+        constraints = [models.UniqueConstraint(fields=["hospital", "kind", "language"],
+                                               name="one_template_per_event_and_language")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.language})"
+
+    def save(self, *args, **kwargs):
+        self.clean()  # never store a template that would fail when a message is sent
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .messages import MESSAGES, placeholders, placeholders_in
+
+        if self.kind not in MESSAGES:
+            raise ValidationError({"kind": _("Unknown event “%(kind)s”. Known events: "
+                                             "%(known)s.") % {"kind": self.kind,
+                                                              "known": ", ".join(sorted(MESSAGES))}})
+        allowed = placeholders(self.kind)
+        errors = {}
+        for field in ("title", "body"):
+            text = getattr(self, field) or ""
+            unknown = sorted(placeholders_in(text) - allowed)
+            if unknown:
+                errors[field] = _("Unknown placeholder(s): %(unknown)s. This event can use: "
+                                  "%(allowed)s.") % {
+                    "unknown": ", ".join(f"%({n})s" for n in unknown),
+                    "allowed": ", ".join(f"%({n})s" for n in sorted(allowed)) or "-"}
+            else:
+                try:
+                    text % {n: "" for n in allowed}
+                except (ValueError, TypeError, KeyError):
+                    errors[field] = _("Write placeholders like %(example)s and a percent sign "
+                                      "as %(percent)s.") % {"example": "%(name)s",
+                                                            "percent": "%%"}
+        if errors:
+            raise ValidationError(errors)

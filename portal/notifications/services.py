@@ -105,20 +105,25 @@ def events_relay_pending(*, older_than: timedelta = timedelta(seconds=10)) -> in
 
 
 def _channels_for(users) -> dict[int, list[str]]:
-    """Inbox always; SMS when a gateway is configured and the user has not turned it off."""
+    """Inbox always; SMS when a gateway is configured and email when the account has an
+    address, unless the user turned that channel off."""
     sms_on = bool(settings.SMS_GATEWAY_URL)
-    off = set(ChannelPreference.objects.filter(user__in=[u.pk for u in users], enabled=False,
-                                               channel=Delivery.Channel.SMS)
-              .values_list("user_id", flat=True))
-    return {u.pk: ["inbox"] + (["sms"] if sms_on and u.pk not in off else []) for u in users}
+    off = set(ChannelPreference.objects.filter(
+        user__in=[u.pk for u in users], enabled=False,
+        channel__in=[Delivery.Channel.SMS, Delivery.Channel.EMAIL])
+        .values_list("user_id", "channel"))
+    return {u.pk: ["inbox"]
+            + (["sms"] if sms_on and (u.pk, "sms") not in off else [])
+            + (["email"] if u.email and (u.pk, "email") not in off else [])
+            for u in users}
 
 
 def chunk_deliver(*, event_id: int, user_ids: list[int]) -> int:
     """Deliver one chunk: create the missing Delivery rows, send what is not yet sent."""
     from django.contrib.auth import get_user_model
 
-    from .channels import send_inbox, send_sms
-    from .messages import render
+    from .channels import send_email, send_inbox, send_sms
+    from .messages import overrides_for, render
 
     event = OutboxEvent.objects.select_related("hospital").get(pk=event_id)
     users = list(get_user_model().objects.filter(pk__in=user_ids, is_active=True))
@@ -128,23 +133,26 @@ def chunk_deliver(*, event_id: int, user_ids: list[int]) -> int:
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     pending = {(d.user_id, d.channel): d for d in Delivery.objects.filter(
         event=event, user_id__in=[u.pk for u in users]).exclude(status=Delivery.Status.SENT)}
+    overrides = overrides_for(hospital_id=event.hospital_id, kind=event.kind)  # one query
     messages = {}
     for u in users:
-        messages[u.pk] = render(event.kind, event.context, u.language or None)
+        messages[u.pk] = render(event.kind, event.context, u.language or None, overrides)
     sent = 0
-    by_channel: dict[str, list] = {"inbox": [], "sms": []}
+    by_channel: dict[str, list] = {"inbox": [], "sms": [], "email": []}
     for (_user_id, channel), d in pending.items():
         by_channel[channel].append(d)
     users_by_id = {u.pk: u for u in users}
-    for channel, sender in (("inbox", send_inbox), ("sms", send_sms)):
+    for channel, sender in (("inbox", send_inbox), ("sms", send_sms), ("email", send_email)):
         batch = by_channel[channel]
         if not batch:
             continue
         try:
             sender(event=event, deliveries=batch, users=users_by_id, messages=messages)
         except Exception as exc:  # the task retries; the dedupe keys keep it exactly-once
-            Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(
-                status=Delivery.Status.FAILED, last_error=str(exc)[:300])
+            # (email marks each message sent as it goes: those stay sent)
+            Delivery.objects.filter(pk__in=[d.pk for d in batch]).exclude(
+                status=Delivery.Status.SENT).update(status=Delivery.Status.FAILED,
+                                                    last_error=str(exc)[:300])
             raise
         Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(
             status=Delivery.Status.SENT, sent_at=timezone.now())

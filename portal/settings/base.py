@@ -175,6 +175,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     # 18:30 UTC = 02:30 in China; the task itself works out "yesterday" per hospital time zone.
     "reconcile-yesterday": {"task": "payments.reconcile_yesterday",
                             "schedule": crontab(hour=18, minute=30)},
+    # Hourly in every hospital; it does nothing before REMINDER_HOUR local time.
+    "bookings-remind-tomorrow": {"task": "registration.bookings_remind_tomorrow",
+                                 "schedule": crontab(minute=0)},
     "notifications-relay-pending": {
         "task": "notifications.relay_pending",
         "schedule": env.float("NOTIFY_SWEEP_SECONDS", default=60.0),
@@ -199,6 +202,27 @@ SANDBOX_PAY_MASTER_SECRET = env.str("SANDBOX_PAY_MASTER_SECRET",
 # The SMS gateway (empty: no SMS). `make run` starts a local fake on 8002.
 SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
 SMS_GATEWAY_KEY = env.str("SMS_GATEWAY_KEY", default="sms-fake-key-dev-only")
+# Email (Django's MAILERS, filled from the environment). Production: EMAIL_BACKEND=smtp and
+# EMAIL_HOST / EMAIL_PORT (and EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS). Locally,
+# and under `make run`, the default "console" backend prints each email on the worker's output.
+_EMAIL_BACKENDS = {"smtp": "django.core.mail.backends.smtp.EmailBackend",
+                   "console": "django.core.mail.backends.console.EmailBackend"}
+_EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="console")
+MAILERS = {"default": {"BACKEND": _EMAIL_BACKENDS.get(_EMAIL_BACKEND, _EMAIL_BACKEND)}}
+if MAILERS["default"]["BACKEND"] == _EMAIL_BACKENDS["smtp"]:
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env.str("EMAIL_HOST", default="localhost"),
+        "port": env.int("EMAIL_PORT", default=25),
+        "username": env.str("EMAIL_HOST_USER", default=""),
+        "password": env.str("EMAIL_HOST_PASSWORD", default=""),
+        "use_tls": env.bool("EMAIL_USE_TLS", default=False),
+        "timeout": env.int("EMAIL_TIMEOUT", default=10)}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@portal.localhost")
+# Message-IDs of notification emails end in @NOTIFY_EMAIL_DOMAIN.
+NOTIFY_EMAIL_DOMAIN = env.str("NOTIFY_EMAIL_DOMAIN", default="notify.portal.localhost")
+# Visit reminders go out the day before, from this hour (hospital local time) on. One hour for
+# every hospital for now: a per-hospital hour would be a Hospital field (a tenants migration).
+REMINDER_HOUR = env.int("REMINDER_HOUR", default=19)
 
 # ----------------------------------------------------------------------------- API
 REST_FRAMEWORK = {
