@@ -220,3 +220,123 @@ class HospitalNotificationTemplateAdmin(_DlRoleModelAdmin):
 
 
 _dl_hospital_site.register(_NtTemplate, HospitalNotificationTemplateAdmin)
+
+
+# --------------------------------------------------------------------------- partner webhooks
+# Hospital admins manage their hospital's endpoints (the signing secret is shown once, right
+# after creation, never in lists) and see the delivery log with a "Re-send" action for dead
+# or failed deliveries. Platform operators see every hospital's endpoints and deliveries.
+
+from django import forms as _wh_forms  # noqa: E402
+from django.contrib import admin as _wh_admin  # noqa: E402
+from django.contrib import messages as _wh_messages  # noqa: E402
+from django.utils.translation import gettext_lazy as _wh_  # noqa: E402
+
+from portal.admin_sites import PlatformModelAdmin as _WhPlatformModelAdmin  # noqa: E402
+from portal.admin_sites import RoleModelAdmin as _WhRoleModelAdmin  # noqa: E402
+from portal.admin_sites import hospital_admin_site as _wh_hospital_site  # noqa: E402
+from portal.admin_sites import platform_admin_site as _wh_platform_site  # noqa: E402
+
+from . import webhooks as _wh  # noqa: E402
+from .models import WebhookDelivery as _WhDelivery  # noqa: E402
+from .models import WebhookEndpoint as _WhEndpoint  # noqa: E402
+
+
+class _WhEndpointForm(_wh_forms.ModelForm):
+    events = _wh_forms.MultipleChoiceField(
+        label=_wh_("events"), choices=[("*", _wh_("All events"))] + [(k, k) for k in
+                                                                     _wh.EVENT_KINDS],
+        widget=_wh_forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = _WhEndpoint
+        fields = ("partner", "url", "events", "is_active")
+
+
+class _WhEndpointAdmin:
+    form = _WhEndpointForm
+    list_display = ("partner", "url", "events_list", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("partner", "url")
+    fields = ("partner", "url", "events", "is_active")
+
+    @_wh_admin.display(description=_wh_("events"))
+    def events_list(self, obj):
+        return ", ".join(obj.events)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:  # the only time the secret is ever shown
+            self.message_user(request, _wh_(
+                "Signing secret of this endpoint (shown only now; give it to the partner): "
+                "%(secret)s") % {"secret": obj.secret}, _wh_messages.WARNING)
+
+
+class _WhDeliveryLog:
+    list_display = ("id", "event_id", "event_kind", "endpoint", "status", "attempts",
+                    "last_status_code", "last_error", "next_attempt_at", "delivered_at")
+    list_filter = ("status", "event__kind")
+    list_select_related = ("event", "endpoint")
+    search_fields = ("dedupe_key", "last_error")
+    readonly_fields = ("endpoint", "event", "dedupe_key", "status", "attempts",
+                       "next_attempt_at", "last_status_code", "last_error", "created_at",
+                       "delivered_at")
+    fields = readonly_fields
+    actions = ("resend",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # the log is read-only; the "Re-send" action needs the change permission
+        return obj is None and super().has_change_permission(request, obj)
+
+    @_wh_admin.display(description=_wh_("event"), ordering="event__kind")
+    def event_kind(self, obj):
+        return obj.event.kind
+
+    @_wh_admin.action(description=_wh_("Re-send (dead or failed deliveries)"))
+    def resend(self, request, queryset):
+        count = _wh.resend(queryset.values_list("pk", flat=True))
+        self.message_user(request, _wh_("%(count)d deliveries queued again.") % {"count": count})
+
+
+class PlatformWebhookEndpointAdmin(_WhEndpointAdmin, _WhPlatformModelAdmin):
+    list_display = ("hospital",) + _WhEndpointAdmin.list_display
+    list_filter = ("hospital", "is_active")
+    fields = ("hospital",) + _WhEndpointAdmin.fields
+
+
+class PlatformWebhookDeliveryAdmin(_WhDeliveryLog, _WhPlatformModelAdmin):
+    list_filter = ("status", "event__kind", "endpoint__hospital")
+
+
+class HospitalWebhookEndpointAdmin(_WhEndpointAdmin, _WhRoleModelAdmin):
+    roles = {"admin"}
+
+    def get_queryset(self, request):
+        tenant = getattr(request, "tenant", None)
+        return super().get_queryset(request).filter(hospital_id=getattr(tenant, "pk", None))
+
+    def save_model(self, request, obj, form, change):
+        obj.hospital_id = request.tenant.pk
+        super().save_model(request, obj, form, change)
+
+
+class HospitalWebhookDeliveryAdmin(_WhDeliveryLog, _WhRoleModelAdmin):
+    roles = {"admin"}
+
+    def get_queryset(self, request):
+        tenant = getattr(request, "tenant", None)
+        return super().get_queryset(request).filter(
+            endpoint__hospital_id=getattr(tenant, "pk", None))
+
+
+_wh_platform_site.register(_WhEndpoint, PlatformWebhookEndpointAdmin)
+_wh_platform_site.register(_WhDelivery, PlatformWebhookDeliveryAdmin)
+_wh_hospital_site.register(_WhEndpoint, HospitalWebhookEndpointAdmin)
+_wh_hospital_site.register(_WhDelivery, HospitalWebhookDeliveryAdmin)

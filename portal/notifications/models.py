@@ -164,3 +164,77 @@ class NotificationTemplate(models.Model):
                                                             "percent": "%%"}
         if errors:
             raise ValidationError(errors)
+
+
+# --------------------------------------------------------------------------- partner webhooks
+
+
+def _webhook_secret() -> str:
+    import secrets
+
+    return "whsec_" + secrets.token_hex(24)
+
+
+class WebhookEndpoint(models.Model):
+    """A partner's URL that receives a hospital's events as signed JSON POSTs (webhooks.py).
+
+    `partner` is a plain name for now; the Partners issue replaces it with a foreign key.
+    `secret` signs every delivery (HMAC-SHA256), so it is stored as given; the admin shows it
+    once, on creation, and never in lists or logs."""
+
+    hospital = models.ForeignKey("tenants.Hospital", on_delete=models.CASCADE,
+                                 related_name="+", verbose_name=_("hospital"))
+    partner = models.CharField(_("partner"), max_length=100)
+    url = models.URLField(_("URL"), max_length=500)
+    secret = models.CharField(_("signing secret"), max_length=100, default=_webhook_secret,
+                              editable=False)
+    events = models.JSONField(_("events"), default=list,
+                              help_text=_('Event kinds to send, or "*" for all.'))
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+        ordering = ["hospital", "partner", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.partner}: {self.url}"
+
+    def wants(self, kind: str) -> bool:
+        return self.is_active and ("*" in self.events or kind in self.events)
+
+
+class WebhookDelivery(models.Model):
+    """One event POSTed to one endpoint; retried with backoff, dead after N attempts."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed (will retry)")
+        DEAD = "dead", _("Gave up (dead letter)")
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE,
+                                 related_name="deliveries", verbose_name=_("endpoint"))
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE,
+                              related_name="webhook_deliveries", verbose_name=_("event"))
+    # event:endpoint — one delivery per event and endpoint however often the relay runs.
+    dedupe_key = models.CharField(max_length=60, unique=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True,
+                                           db_index=True)
+    last_status_code = models.PositiveSmallIntegerField(_("last HTTP status"), null=True,
+                                                        blank=True)
+    last_error = models.CharField(_("last error"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.dedupe_key

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import webhooks  # partner webhooks (also registers its tasks in every worker)
 from .models import ChannelPreference, Delivery, InboxMessage, OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ def event_relay(*, event_id: int) -> int:
         # sweeper tries again; chunks queued twice are harmless (dedupe keys).
         for chunk in chunks:
             deliver_chunk.delay(event.pk, chunk)
+        # Partner webhooks: one delivery per subscribed endpoint, queued after commit.
+        webhooks.relay(event)
         event.relayed_at = timezone.now()
         event.save(update_fields=["relayed_at"])
     return len(chunks)

@@ -1,0 +1,260 @@
+"""Partner webhooks: each relayed event is POSTed, signed, to the hospital's subscribed endpoints.
+
+    POST <endpoint url>
+    Content-Type: application/json
+    Portal-Webhook-Id: 812:3                  (the same on every retry of this delivery)
+    Portal-Webhook-Timestamp: 1763900000      (unix seconds of this attempt)
+    Portal-Webhook-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{raw body}")>
+
+    {"id": "812:3", "type": "booking_confirmed", "created_at": "2026-11-23T06:00:00+00:00",
+     "hospital": "hosp-a", "data": {...event context..., "link": "/bookings/..."}}
+
+The relay (services.event_relay) calls `relay(event)` inside its transaction: one
+`WebhookDelivery` per subscribed endpoint (unique dedupe key event:endpoint), and after commit a
+`notifications.webhook_deliver` task each. A 2xx answer marks it delivered (never sent again);
+anything else is retried with exponential backoff and full jitter (10 s × 2^n, at most 1 h) up
+to WEBHOOK_MAX_ATTEMPTS attempts, then the delivery is "dead" until an admin re-sends it. The
+beat sweeper re-queues deliveries whose next attempt is due but whose task was lost.
+
+A worker claims a delivery by moving its next_attempt_at forward by a lease before it POSTs, so
+a duplicate task (a sweeper re-queue, a redelivered acks_late task) finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+#: Event kinds a partner can subscribe to ("*" = all of them).
+EVENT_KINDS = ("booking_confirmed", "schedule_stopped", "schedule_stopped_refund",
+               "waitlist_offer", "waitlist_closed", "visit_reminder", "announcement")
+
+SIGNATURE_HEADER = "Portal-Webhook-Signature"
+TIMESTAMP_HEADER = "Portal-Webhook-Timestamp"
+ID_HEADER = "Portal-Webhook-Id"
+
+BACKOFF_BASE_SECONDS = 10
+BACKOFF_CAP_SECONDS = 3600
+TIMEOUT_SECONDS = 10
+#: How long a worker owns a delivery while it POSTs (longer than the HTTP timeout).
+LEASE_SECONDS = 60
+#: The sweeper leaves a due delivery this long to its own queued task before re-queuing it.
+SWEEP_GRACE_SECONDS = 30
+
+
+def max_attempts() -> int:
+    return int(getattr(settings, "WEBHOOK_MAX_ATTEMPTS", 8))
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    """The signature header value: v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
+                     tolerance: int = 300) -> bool:
+    """True if a received webhook is genuine: signed with `secret` over its timestamp and raw
+    body, and the timestamp is within `tolerance` seconds of now (either way). This is the code
+    partners copy (README, "Webhooks"); `headers` may use any capitalisation."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    timestamp = lower.get(TIMESTAMP_HEADER.lower(), "")
+    signature = lower.get(SIGNATURE_HEADER.lower(), "")
+    try:
+        ts = int(timestamp)
+    except (TypeError, ValueError):
+        return False
+    if abs(time.time() - ts) > tolerance:
+        return False  # stale (a replay) or from the future
+    expected = sign(secret, ts, body)
+    # a header may carry several signatures (during secret rotation): "v1=..., v1=..."
+    return any(hmac.compare_digest(expected.encode(), s.strip().encode())
+               for s in signature.split(","))
+
+
+# --------------------------------------------------------------------------- relay
+
+
+def deliveries_for_event(event: OutboxEvent) -> list[int]:
+    """Create the missing deliveries of an event to its hospital's subscribed endpoints; return
+    the ids of those not yet delivered (or dead). Idempotent."""
+    if event.hospital_id is None:
+        return []
+    endpoints = [e for e in WebhookEndpoint.objects.filter(hospital_id=event.hospital_id,
+                                                           is_active=True)
+                 if e.wants(event.kind)]
+    if not endpoints:
+        return []
+    now = timezone.now()
+    WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(endpoint=e, event=event, dedupe_key=f"{event.pk}:{e.pk}",
+                         next_attempt_at=now) for e in endpoints],
+        ignore_conflicts=True)
+    return list(WebhookDelivery.objects.filter(
+        event=event, status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED])
+        .values_list("pk", flat=True))
+
+
+def relay(event: OutboxEvent) -> list[int]:
+    """Called by services.event_relay inside its transaction: create the deliveries, and queue
+    their tasks once the transaction commits."""
+    ids = deliveries_for_event(event)
+    if ids:
+        transaction.on_commit(lambda: queue(ids))
+    return ids
+
+
+def queue(ids, countdown: float | None = None) -> None:
+    for pk in ids:
+        try:
+            webhook_deliver.apply_async((pk,), countdown=countdown)
+        except Exception:  # broker down: the sweeper queues it when Redis is back
+            log.warning("could not queue webhook delivery %s; the sweeper will", pk)
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def payload(delivery: WebhookDelivery) -> bytes:
+    """The JSON body of a delivery: byte-identical on every attempt."""
+    from .messages import _scrub  # never a full ID number, whatever the context holds
+
+    event = delivery.event
+    data = {k: _scrub(v) if isinstance(v, str) else v for k, v in event.context.items()}
+    data["link"] = event.link
+    body = {"id": delivery.dedupe_key, "type": event.kind,
+            "created_at": event.created_at.isoformat(),
+            "hospital": event.hospital.code if event.hospital_id else None,
+            "data": data}
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Full jitter: uniform(0, min(cap, base × 2^(attempts-1)))."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return random.uniform(0, ceiling)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx is an answer like any other non-2xx: retried, not followed
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def _post(url: str, body: bytes, headers: dict) -> int:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def deliver(delivery_id: int) -> str | None:
+    """One attempt at a delivery, if it is due and nobody else holds it. Returns the new status
+    (or None if there was nothing to do). Schedules the next attempt after a failure."""
+    now = timezone.now()
+    claimed = WebhookDelivery.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now), pk=delivery_id,
+        status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED],
+    ).update(next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))
+    if not claimed:
+        return None  # delivered, dead, not due yet, or another worker is on it
+    d = WebhookDelivery.objects.select_related("endpoint", "event", "event__hospital").get(
+        pk=delivery_id)
+    body = payload(d)
+    timestamp = int(time.time())
+    headers = {"Content-Type": "application/json", "User-Agent": "portal-webhooks/1",
+               ID_HEADER: d.dedupe_key, TIMESTAMP_HEADER: str(timestamp),
+               SIGNATURE_HEADER: sign(d.endpoint.secret, timestamp, body)}
+    code, error = None, ""
+    try:
+        code = _post(d.endpoint.url, body, headers)
+        if not 200 <= code < 300:
+            error = f"HTTP {code}"
+    except Exception as exc:  # refused, timed out, DNS, TLS...
+        error = f"{type(exc).__name__}: {exc}"
+    attempts = d.attempts + 1
+    fields = {"attempts": attempts, "last_status_code": code, "last_error": error[:300]}
+    if not error:
+        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=timezone.now(),
+                      next_attempt_at=None)
+    elif attempts >= max_attempts():
+        fields.update(status=WebhookDelivery.Status.DEAD, next_attempt_at=None)
+        log.warning("webhook delivery %s is dead after %s attempts: %s", d.pk, attempts, error)
+    else:
+        delay = backoff_seconds(attempts)
+        fields.update(status=WebhookDelivery.Status.FAILED,
+                      next_attempt_at=timezone.now() + timedelta(seconds=delay))
+    WebhookDelivery.objects.filter(pk=d.pk).update(**fields)
+    if fields["status"] == WebhookDelivery.Status.FAILED:
+        queue([d.pk], countdown=delay)
+    return fields["status"]
+
+
+def resend(ids) -> int:
+    """Admin "Re-send": dead or failed deliveries start again (attempts from 0), now."""
+    ids = list(WebhookDelivery.objects.filter(
+        pk__in=list(ids), status__in=[WebhookDelivery.Status.DEAD, WebhookDelivery.Status.FAILED])
+        .values_list("pk", flat=True))
+    WebhookDelivery.objects.filter(pk__in=ids).update(
+        status=WebhookDelivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(),
+        last_error="")
+    transaction.on_commit(lambda: queue(ids))
+    return len(ids)
+
+
+def sweep(*, grace_seconds: int = SWEEP_GRACE_SECONDS, limit: int = 1000) -> int:
+    """Re-queue deliveries whose next attempt is overdue (their task was lost: Redis flushed,
+    broker down when it was queued). Duplicates are harmless: `deliver` claims first."""
+    due = timezone.now() - timedelta(seconds=grace_seconds)
+    ids = list(WebhookDelivery.objects.filter(
+        status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED],
+        next_attempt_at__lte=due).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    if ids:
+        queue(ids)
+    return len(ids)
+
+
+# --------------------------------------------------------------------------- tasks
+# Defined here (not tasks.py); this module is imported by services.py, so every worker that
+# loads notifications.tasks knows them.
+
+
+@shared_task(name="notifications.webhook_deliver", acks_late=True)
+def webhook_deliver(delivery_id: int) -> str | None:
+    return deliver(delivery_id)
+
+
+@shared_task(name="notifications.webhook_sweep")
+def webhook_sweep() -> int:
+    return sweep()
+
+
+# The sweeper's beat entry. TODO(settings owner): move this into CELERY_BEAT_SCHEDULE in
+# portal/settings/base.py; until then it is added here (Celery reads the same dict lazily).
+settings.CELERY_BEAT_SCHEDULE.setdefault("notifications-webhooks-sweep", {
+    "task": "notifications.webhook_sweep", "schedule": 60.0, "tenant_schemas": ["public"]})
