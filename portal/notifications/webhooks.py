@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import time
 import urllib.error
@@ -60,8 +61,17 @@ LEASE_SECONDS = 60
 SWEEP_GRACE_SECONDS = 30
 
 
+def _setting(name: str, default: float) -> float:
+    """A Django setting, else the environment variable of that name, else the default.
+    (TODO(settings owner): WEBHOOK_MAX_ATTEMPTS / WEBHOOK_BACKOFF_BASE_SECONDS in settings.)"""
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name) or default
+    return float(value)
+
+
 def max_attempts() -> int:
-    return int(getattr(settings, "WEBHOOK_MAX_ATTEMPTS", 8))
+    return int(_setting("WEBHOOK_MAX_ATTEMPTS", 8))
 
 
 # --------------------------------------------------------------------------- signing
@@ -152,7 +162,8 @@ def payload(delivery: WebhookDelivery) -> bytes:
 
 def backoff_seconds(attempts: int) -> float:
     """Full jitter: uniform(0, min(cap, base × 2^(attempts-1)))."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    base = _setting("WEBHOOK_BACKOFF_BASE_SECONDS", BACKOFF_BASE_SECONDS)
+    ceiling = min(BACKOFF_CAP_SECONDS, base * 2 ** max(0, attempts - 1))
     return random.uniform(0, ceiling)
 
 

@@ -287,3 +287,65 @@ def test_sweeper_requeues_overdue_deliveries(db, hospital_a, queued):
 def test_events_without_a_hospital_send_no_webhooks(db, queued):
     event = OutboxEvent.objects.create(kind="announcement", context={"title": "t", "body": "b"})
     assert webhooks.deliveries_for_event(event) == []
+
+
+# --------------------------------------------------------------------------- real worker
+
+
+@pytest.mark.worker
+def test_real_worker_retries_until_exactly_one_accepted_delivery(committed_db, tmp_path,
+                                                                 settings, receiver):
+    """A real worker on a private Redis: the endpoint fails 3 times, then accepts once."""
+    import os
+    import signal
+    import subprocess
+
+    import redis
+
+    from portal.celery import WORKER_HEARTBEAT_KEY, app
+    from tenants.models import Hospital
+    from tests.conftest import free_port, stop_process, subprocess_env
+    from tests.portal.test_notifications_workers import _redis_server, _start, _wait, _worker_cmd
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    redis_proc = _redis_server(port)
+    env = subprocess_env(REDIS_URL=url, TEST_REDIS_DB="0", WEBHOOK_BACKOFF_BASE_SECONDS="0.5")
+    saved_broker = app.conf.broker_url
+    r = receiver(fail=3)
+    endpoint = WebhookEndpoint.objects.create(
+        hospital=Hospital.objects.get(code="alpha"), partner=f"worker-test-{os.getpid()}",
+        url=r.url, events=["announcement"])
+    event = None
+    worker = _start(_worker_cmd(), env, open(tmp_path / "worker.log", "wb"))
+    try:
+        _wait(lambda: redis.Redis(port=port).exists(WORKER_HEARTBEAT_KEY), 60, "worker")
+        app.conf.broker_url = url
+        app._pool = None
+        app.amqp._producer_pool = None
+        settings.REDIS_URL = url
+        # committed at once (autocommit): the relay is queued on commit, the worker does the rest
+        event = notify(kind="announcement", hospital=endpoint.hospital, recipients=[],
+                       context={"title": "门诊通知", "body": "明日起门诊楼 3 楼装修"})
+        _wait(lambda: WebhookDelivery.objects.filter(event=event, status="delivered").exists(),
+              60, "the delivery after three failures")
+        time.sleep(2)  # nothing more arrives
+        delivery = WebhookDelivery.objects.get(event=event)
+        assert delivery.attempts == 4 and delivery.last_status_code == 200
+        assert len(r.requests) == 4 and r.fail == -1  # 3 refused, exactly one accepted
+        headers, body = r.requests[-1]
+        assert readme_verifier()(endpoint.secret, headers, body)
+    finally:
+        app.conf.broker_url = saved_broker
+        app._pool = None
+        app.amqp._producer_pool = None
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+        stop_process(redis_proc)
+        endpoint.delete()  # committed: clean up (its deliveries go with it)
+        if event is not None:
+            event.delete()
