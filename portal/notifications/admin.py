@@ -272,10 +272,27 @@ class _WhEndpointAdmin:
                 "%(secret)s") % {"secret": obj.secret}, _wh_messages.WARNING)
 
 
+class _WhEventKindFilter(_wh_admin.SimpleListFilter):
+    """Event kinds among the deliveries this admin may see (not other hospitals' kinds)."""
+
+    title = _wh_("event")
+    parameter_name = "event__kind"
+
+    def lookups(self, request, model_admin):
+        kinds = (model_admin.get_queryset(request).order_by()
+                 .values_list("event__kind", flat=True).distinct())
+        return [(k, k) for k in sorted(kinds)]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(event__kind=self.value())
+        return queryset
+
+
 class _WhDeliveryLog:
     list_display = ("id", "event_id", "event_kind", "endpoint", "status", "attempts",
                     "last_status_code", "last_error", "next_attempt_at", "delivered_at")
-    list_filter = ("status", "event__kind")
+    list_filter = ("status", _WhEventKindFilter)
     list_select_related = ("event", "endpoint")
     search_fields = ("dedupe_key", "last_error")
     readonly_fields = ("endpoint", "event", "dedupe_key", "status", "attempts",
@@ -312,7 +329,7 @@ class PlatformWebhookEndpointAdmin(_WhEndpointAdmin, _WhPlatformModelAdmin):
 
 
 class PlatformWebhookDeliveryAdmin(_WhDeliveryLog, _WhPlatformModelAdmin):
-    list_filter = ("status", "event__kind", "endpoint__hospital")
+    list_filter = ("status", _WhEventKindFilter, "endpoint__hospital")
 
 
 class HospitalWebhookEndpointAdmin(_WhEndpointAdmin, _WhRoleModelAdmin):

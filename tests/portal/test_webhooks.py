@@ -170,6 +170,11 @@ def test_dead_after_max_attempts_then_resent_from_admin(db, hospital_a, receiver
     url = "/admin/notifications/webhookdelivery/"
     page = client.get(url + "?status__exact=dead")
     assert page.status_code == 200 and "HTTP 500" in page.content.decode()
+    by_kind = client.get(url + "?event__kind=announcement&status__exact=dead")
+    assert by_kind.status_code == 200 and f"webhookdelivery/{delivery.pk}/" in (
+        by_kind.content.decode())
+    assert f"webhookdelivery/{delivery.pk}/" not in client.get(
+        url + "?event__kind=booking_confirmed").content.decode()
     queued.clear()
     with pytest.MonkeyPatch.context() as mp:  # on_commit runs at once in this test
         mp.setattr("django.db.transaction.on_commit", lambda f, *a, **k: f())
