@@ -287,6 +287,10 @@ def test_sweeper_requeues_overdue_deliveries(db, hospital_a, queued):
     assert webhooks.sweep() == 1 and queued == [([delivery.pk], None)]
     WebhookDelivery.objects.update(status="delivered")
     assert webhooks.sweep() == 0
+    from django.conf import settings
+
+    entry = settings.CELERY_BEAT_SCHEDULE["notifications-webhooks-sweep"]  # beat runs it
+    assert entry["task"] == "notifications.webhook_sweep" and entry["tenant_schemas"] == ["public"]
 
 
 def test_events_without_a_hospital_send_no_webhooks(db, queued):
