@@ -11,7 +11,7 @@ from django.db.models import IntegerField as _DlIntegerField
 from django.db.models import Q as _DlQ
 from django.urls import reverse as _dl_reverse
 from django.utils.html import format_html as _dl_format_html
-from django.utils.translation import gettext_lazy as _dl_
+from django.utils.translation import gettext_lazy
 
 from portal.accounts.validators import mask_mobile as _dl_mask_mobile
 from portal.admin_sites import PlatformModelAdmin as _DlPlatformModelAdmin
@@ -39,7 +39,7 @@ class _DlReadOnly:
 class DeliveryEventKindFilter(_dl_admin.SimpleListFilter):
     """Event kinds among the deliveries this admin may see (not other hospitals' kinds)."""
 
-    title = _dl_("event")
+    title = gettext_lazy("event")
     parameter_name = "event__kind"
 
     def lookups(self, request, model_admin):
@@ -87,23 +87,23 @@ class _OutboxEventLog(_DlReadOnly):
             _failed=_DlCount("deliveries", filter=_DlQ(deliveries__status__in=[
                 _DlDelivery.Status.FAILED, _DlDelivery.Status.DEAD])))
 
-    @_dl_admin.display(description=_dl_("recipients"), ordering="_recipients")
+    @_dl_admin.display(description=gettext_lazy("recipients"), ordering="_recipients")
     def recipients_count(self, obj):
         return obj._recipients
 
-    @_dl_admin.display(description=_dl_("sent"), ordering="_sent")
+    @_dl_admin.display(description=gettext_lazy("sent"), ordering="_sent")
     def sent_count(self, obj):
         return obj._sent
 
-    @_dl_admin.display(description=_dl_("failed"), ordering="_failed")
+    @_dl_admin.display(description=gettext_lazy("failed"), ordering="_failed")
     def failed_count(self, obj):
         return obj._failed
 
-    @_dl_admin.display(description=_dl_("deliveries"))
+    @_dl_admin.display(description=gettext_lazy("deliveries"))
     def deliveries_link(self, obj):
         url = _dl_reverse(f"{self.admin_site.name}:notifications_delivery_changelist")
         return _dl_format_html('<a href="{}?event__id__exact={}">{}</a>', url, obj.pk,
-                               _dl_("deliveries"))
+                               gettext_lazy("deliveries"))
 
 
 class _DeliveryLog(_DlReadOnly):
@@ -117,17 +117,17 @@ class _DeliveryLog(_DlReadOnly):
     fields = readonly_fields
     show_full_result_count = False  # the log grows large: no second COUNT(*) per page
 
-    @_dl_admin.display(description=_dl_("event"), ordering="event__kind")
+    @_dl_admin.display(description=gettext_lazy("event"), ordering="event__kind")
     def event_kind(self, obj):
         return obj.event.kind
 
-    @_dl_admin.display(description=_dl_("event"), ordering="event_id")
+    @_dl_admin.display(description=gettext_lazy("event"), ordering="event_id")
     def event_link(self, obj):
         url = _dl_reverse(f"{self.admin_site.name}:notifications_outboxevent_change",
                           args=[obj.event_id])
         return _dl_format_html('<a href="{}">#{}</a>', url, obj.event_id)
 
-    @_dl_admin.display(description=_dl_("recipient"), ordering="user_id")
+    @_dl_admin.display(description=gettext_lazy("recipient"), ordering="user_id")
     def recipient(self, obj):
         # never a full mobile number in the log
         return f"{obj.user.name or obj.user_id} ({_dl_mask_mobile(obj.user.phone)})"
@@ -230,7 +230,6 @@ _dl_hospital_site.register(_NtTemplate, HospitalNotificationTemplateAdmin)
 from django import forms as _wh_forms  # noqa: E402
 from django.contrib import admin as _wh_admin  # noqa: E402
 from django.contrib import messages as _wh_messages  # noqa: E402
-from django.utils.translation import gettext_lazy as _wh_  # noqa: E402
 
 from portal.admin_sites import PlatformModelAdmin as _WhPlatformModelAdmin  # noqa: E402
 from portal.admin_sites import RoleModelAdmin as _WhRoleModelAdmin  # noqa: E402
@@ -244,7 +243,7 @@ from .models import WebhookEndpoint as _WhEndpoint  # noqa: E402
 
 class _WhEndpointForm(_wh_forms.ModelForm):
     events = _wh_forms.MultipleChoiceField(
-        label=_wh_("events"), choices=[("*", _wh_("All events"))] + [(k, k) for k in
+        label=gettext_lazy("events"), choices=[("*", gettext_lazy("All events"))] + [(k, k) for k in
                                                                      _wh.EVENT_KINDS],
         widget=_wh_forms.CheckboxSelectMultiple)
 
@@ -260,14 +259,14 @@ class _WhEndpointAdmin:
     search_fields = ("partner", "url")
     fields = ("partner", "url", "events", "is_active")
 
-    @_wh_admin.display(description=_wh_("events"))
+    @_wh_admin.display(description=gettext_lazy("events"))
     def events_list(self, obj):
         return ", ".join(obj.events)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if not change:  # the only time the secret is ever shown
-            self.message_user(request, _wh_(
+            self.message_user(request, gettext_lazy(
                 "Signing secret of this endpoint (shown only now; give it to the partner): "
                 "%(secret)s") % {"secret": obj.secret}, _wh_messages.WARNING)
 
@@ -275,7 +274,7 @@ class _WhEndpointAdmin:
 class _WhEventKindFilter(_wh_admin.SimpleListFilter):
     """Event kinds among the deliveries this admin may see (not other hospitals' kinds)."""
 
-    title = _wh_("event")
+    title = gettext_lazy("event")
     parameter_name = "event__kind"
 
     def lookups(self, request, model_admin):
@@ -312,14 +311,14 @@ class _WhDeliveryLog:
         # the log is read-only; the "Re-send" action needs the change permission
         return obj is None and super().has_change_permission(request, obj)
 
-    @_wh_admin.display(description=_wh_("event"), ordering="event__kind")
+    @_wh_admin.display(description=gettext_lazy("event"), ordering="event__kind")
     def event_kind(self, obj):
         return obj.event.kind
 
-    @_wh_admin.action(description=_wh_("Re-send (dead or failed deliveries)"))
+    @_wh_admin.action(description=gettext_lazy("Re-send (dead or failed deliveries)"))
     def resend(self, request, queryset):
         count = _wh.resend(queryset.values_list("pk", flat=True))
-        self.message_user(request, _wh_("%(count)d deliveries queued again.") % {"count": count})
+        self.message_user(request, gettext_lazy("%(count)d deliveries queued again.") % {"count": count})
 
 
 class PlatformWebhookEndpointAdmin(_WhEndpointAdmin, _WhPlatformModelAdmin):

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import webhooks  # partner webhooks (also registers its tasks in every worker)
@@ -149,6 +150,7 @@ def chunk_deliver(*, event_id: int, user_ids: list[int]) -> int:
         batch = by_channel[channel]
         if not batch:
             continue
+        Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(attempts=F("attempts") + 1)
         try:
             sender(event=event, deliveries=batch, users=users_by_id, messages=messages)
         except Exception as exc:  # the task retries; the dedupe keys keep it exactly-once
