@@ -40,8 +40,8 @@ def _next_record_number() -> str:
     # A per-hospital sequence keeps numbers short and readable (e.g. 2026000123) without a race.
     from django.db import connection
 
+    # The sequence is created by migration 0003 (DDL here raced with concurrent first bookings).
     with connection.cursor() as cur:
-        cur.execute("CREATE SEQUENCE IF NOT EXISTS patient_card_mrn_seq START 1")
         cur.execute("SELECT nextval('patient_card_mrn_seq')")
         (n,) = cur.fetchone()
     from django.utils import timezone

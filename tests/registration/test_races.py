@@ -138,3 +138,20 @@ def test_worker_releases_expired_hold(celery_worker, alpha):
     assert Booking.objects.get(pk=held.pk).status == Booking.Status.EXPIRED
     assert TimeSlice.objects.get(pk=slice_id).booked == 0
     assert Order.objects.get(pk=held.order_id).status == Order.Status.CLOSED
+
+
+def test_race_first_bookings_of_many_patients_get_distinct_record_numbers(alpha):
+    """Many patients' first bookings at once: each gets a card, none fails, numbers unique."""
+    from registration.models import PatientCard
+
+    _, schedule = make_session(capacity=20, slices=1, name="首诊医生",
+                               day=timezone.localdate() + timedelta(days=2))
+    slice_id = TimeSlice.objects.get(schedule=schedule).pk
+    patients = [make_patient(f"首诊{i}") for i in range(12)]
+    fns = [lambda u=u, m=m: svc.booking_hold(slice_id=slice_id, family_member=m, account=u)
+           for u, m in patients]
+    assert _run_together(*fns) == []
+    connection.set_tenant(alpha)
+    numbers = list(PatientCard.objects.filter(
+        family_member__in=[m for _, m in patients]).values_list("medical_record_number", flat=True))
+    assert len(numbers) == len(set(numbers)) == 12
