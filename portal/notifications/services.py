@@ -173,6 +173,8 @@ def outbox_deliver_now(*, limit: int = 1000) -> int:
         ids = list(event.recipients)
         for i in range(0, len(ids), CHUNK_SIZE):
             chunk_deliver(event_id=event.pk, user_ids=ids[i:i + CHUNK_SIZE])
-        OutboxEvent.objects.filter(pk=event.pk).update(relayed_at=timezone.now())
+        with transaction.atomic():
+            webhooks.relay(event)  # partners hear of it too
+            OutboxEvent.objects.filter(pk=event.pk).update(relayed_at=timezone.now())
         done += 1
     return done

@@ -15,6 +15,14 @@ def deliver_chunk(self, event_id: int, user_ids: list[int]) -> int:
     try:
         return services.chunk_deliver(event_id=event_id, user_ids=user_ids)
     except Exception as exc:
+        if self.request.retries >= self.max_retries:
+            # Out of retries: what is still unsent is dead-lettered, visible in the delivery log.
+            from .models import Delivery
+
+            Delivery.objects.filter(event_id=event_id, user_id__in=user_ids,
+                                    status=Delivery.Status.FAILED).update(
+                status=Delivery.Status.DEAD)
+            raise
         # exponential backoff with jitter; the dedupe keys make every retry safe
         import random
 

@@ -62,8 +62,7 @@ SWEEP_GRACE_SECONDS = 30
 
 
 def _setting(name: str, default: float) -> float:
-    """A Django setting, else the environment variable of that name, else the default.
-    (TODO(settings owner): WEBHOOK_MAX_ATTEMPTS / WEBHOOK_BACKOFF_BASE_SECONDS in settings.)"""
+    """A Django setting (portal/settings/base.py reads it from the environment)."""
     value = getattr(settings, name, None)
     if value is None:
         value = os.environ.get(name) or default
@@ -264,8 +263,3 @@ def webhook_deliver(delivery_id: int) -> str | None:
 def webhook_sweep() -> int:
     return sweep()
 
-
-# The sweeper's beat entry. TODO(settings owner): move this into CELERY_BEAT_SCHEDULE in
-# portal/settings/base.py; until then it is added here (Celery reads the same dict lazily).
-settings.CELERY_BEAT_SCHEDULE.setdefault("notifications-webhooks-sweep", {
-    "task": "notifications.webhook_sweep", "schedule": 60.0, "tenant_schemas": ["public"]})

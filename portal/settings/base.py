@@ -183,6 +183,9 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": env.float("NOTIFY_SWEEP_SECONDS", default=60.0),
         "tenant_schemas": ["public"],
     },
+    "notifications-webhooks-sweep": {
+        "task": "notifications.webhook_sweep", "schedule": 60.0, "tenant_schemas": ["public"],
+    },
     "sso-tickets-cleanup": {
         "task": "accounts.sso_tickets_cleanup",
         "schedule": 3600.0,
@@ -223,6 +226,10 @@ NOTIFY_EMAIL_DOMAIN = env.str("NOTIFY_EMAIL_DOMAIN", default="notify.portal.loca
 # Visit reminders go out the day before, from this hour (hospital local time) on. One hour for
 # every hospital for now: a per-hospital hour would be a Hospital field (a tenants migration).
 REMINDER_HOUR = env.int("REMINDER_HOUR", default=19)
+
+# Partner webhooks: tries before a delivery is dead-lettered, and the backoff base (seconds).
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default=10.0)
 
 # ----------------------------------------------------------------------------- API
 REST_FRAMEWORK = {
