@@ -71,7 +71,6 @@ from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_URL = "postgres://postgres@127.0.0.1:55432/portal"
 HOST = "rush.localhost"
 CODE = "rush"
 HOT_CAPACITY = 100
@@ -81,6 +80,9 @@ SESSIONS = (("am", "08:00", 8), ("pm", "14:00", 7))
 SLICE_MINUTES = 30
 SLICE_CAPACITY = 5
 T_START = time.perf_counter()
+
+
+from _scratch import admin_sql, scratch_urls  # noqa: E402  (bench/ is on sys.path)
 
 
 def say(msg: str) -> None:
@@ -132,27 +134,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------- scratch database
-
-
-def scratch_urls(db_name: str) -> tuple[str, str]:
-    """(url of the scratch database, url of the server's maintenance database)."""
-    base = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    parts = urlparse(base)
-    if db_name in (parts.path.lstrip("/"), "portal"):
-        sys.exit(f"[bench] refusing to use {db_name!r}: it is the development database")
-    return parts._replace(path="/" + db_name).geturl(), parts._replace(path="/postgres").geturl()
-
-
-def admin_sql(admin_url: str, sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 # --------------------------------------------------------------------------- processes

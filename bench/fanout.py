@@ -58,11 +58,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_URL = "postgres://postgres@127.0.0.1:55432/portal"
 DEFAULT_REDIS = "redis://127.0.0.1:56379/0"
 T_START = time.perf_counter()
 HOSPITAL_CODE = "fobench"
 PHONE_BASE = 16600000000
+
+
+from _scratch import admin_sql, scratch_urls  # noqa: E402  (bench/ is on sys.path)
 
 
 def say(msg: str) -> None:
@@ -95,26 +97,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------- scratch services
-
-
-def scratch_urls(db_name: str) -> tuple[str, str]:
-    base = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    parts = urlparse(base)
-    if parts.path.lstrip("/") == db_name:
-        sys.exit(f"[bench] refusing to use {db_name!r}: it is the database in DATABASE_URL")
-    return parts._replace(path="/" + db_name).geturl(), parts._replace(path="/postgres").geturl()
-
-
-def admin_sql(admin_url: str, sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 def redis_url_for(db: int) -> str:

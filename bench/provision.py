@@ -49,12 +49,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_URL = "postgres://postgres@127.0.0.1:55432/portal"
 TEMPLATE_SCHEMA = "template"
 T_START = time.perf_counter()
 # --quick must finish within a minute on a 2-core machine: if the fills and provisions would
 # not fit, later levels are measured with fewer repetitions (at least one; every key is kept).
 QUICK_BUDGET_SECONDS = 50.0
+
+
+from _scratch import admin_sql, scratch_urls  # noqa: E402  (bench/ is on sys.path)
 
 
 def say(msg: str) -> None:
@@ -92,27 +94,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------- scratch database
-
-
-def scratch_urls(db_name: str) -> tuple[str, str]:
-    """(url of the scratch database, url of the server's maintenance database)."""
-    base = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    parts = urlparse(base)
-    if parts.path.lstrip("/") == db_name:
-        sys.exit(f"[bench] refusing to use {db_name!r}: it is the database in DATABASE_URL")
-    return parts._replace(path="/" + db_name).geturl(), parts._replace(path="/postgres").geturl()
-
-
-def admin_sql(admin_url: str, sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 # --------------------------------------------------------------------------- synthetic app
