@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -61,10 +61,21 @@ def clinic_bill_set_items(*, bill: ClinicBill, items: Iterable[dict]) -> ClinicB
         rows.append(ClinicBillItem(bill=bill, name=item["name"], quantity=qty,
                                    item_class=item.get("item_class", ClinicBillItem.ItemClass.A),
                                    unit_price_fen=price, amount_fen=price * qty))
+    first_issue = not bill.items.exists()
     bill.items.all().delete()
     ClinicBillItem.objects.bulk_create(rows)
     bill.total_fen = sum(r.amount_fen for r in rows)
     bill.save(update_fields=["total_fen"])
+    if first_issue and bill.total_fen > 0:
+        from portal.notifications.services import notify
+
+        from .money import fen_to_yuan
+
+        member = bill.patient_card.family_member
+        notify(kind="clinic_bill_issued", hospital=connection.tenant,
+               recipients=[member.account_id],
+               context={"amount": f"¥{fen_to_yuan(bill.total_fen)}", "name": member.name},
+               link=f"/payments/bills/{bill.bill_no}/")
     return bill
 
 

@@ -265,6 +265,7 @@ def _apply_payment_notice(notice: Notice) -> tuple[str, list[int]]:
     if before == Order.Status.CREATED:
         order.status = Order.Status.PAID
         order.save(update_fields=["status", "provider_txn_id", "paid_at", "updated_at"])
+        _notify_order(order, "payment_succeeded", order.self_pay_fen)
         _event(order, "paid", source="provider", before=before, amount_fen=notice.amount_fen,
                provider_txn_id=notice.provider_txn_id)
         _run_handler(_paid_handlers, order)
@@ -394,7 +395,20 @@ def _refund_succeeded(refund: Refund, provider_refund_id: str) -> bool:
     order.save(update_fields=["refunded_fen", "status", "updated_at"])
     _event(order, "refunded", source="provider", before=before, amount_fen=refund.amount_fen,
            out_refund_no=refund.out_refund_no)
+    _notify_order(order, "payment_refunded", refund.amount_fen)
     return True
+
+
+def _notify_order(order: Order, kind: str, amount_fen: Fen) -> None:
+    """Tell the payer, through the outbox, in the transaction that moved the money."""
+    from portal.notifications.services import notify
+
+    from .money import fen_to_yuan
+
+    notify(kind=kind, hospital=connection.tenant, recipients=[order.payer_id],
+           context={"amount": f"¥{fen_to_yuan(amount_fen)}", "description": order.description,
+                    "order": order.out_trade_no},
+           link=f"/payments/orders/{order.out_trade_no}/")
 
 
 def _refund_failed(refund: Refund, reason: str) -> None:

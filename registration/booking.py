@@ -218,7 +218,7 @@ def booking_hold(*, slice_id: int, family_member, account, source: str = "web") 
             raise SlotSoldOut(_("Sorry, this time has just been fully booked."))
         card = patient_card_for(family_member=family_member)
         now = timezone.now()
-        booking = Booking(slice=slice_, schedule=schedule, doctor_id=schedule.doctor_id,
+        booking = Booking(slice=slice_, schedule=schedule, doctor=schedule.doctor,
                           date=schedule.date, patient_card=card, family_member=family_member,
                           account=account, queue_number=_free_queue_number(slice_),
                           fee_fen=schedule.fee_fen, source=source)
@@ -238,6 +238,9 @@ def booking_hold(*, slice_id: int, family_member, account, source: str = "web") 
                source=source, actor=account, queue_number=booking.queue_number)
         if booking.status == Booking.Status.CONFIRMED:
             _notify_confirmed(booking)
+        else:
+            _notify_booking(booking, "booking_held", until=timezone.localtime(
+                booking.hold_expires_at, _tz()).strftime("%H:%M"))
         if booking.status == Booking.Status.HELD:
             pk, eta = booking.pk, booking.hold_expires_at
             transaction.on_commit(lambda: _schedule_expiry(pk, eta))
@@ -273,6 +276,15 @@ def _booking_paid(order: Order) -> None:
     booking.save(update_fields=["status", "confirmed_at"])
     _event(booking, "confirmed", source="provider", before=before)
     _notify_confirmed(booking)
+
+
+def _notify_booking(booking: Booking, kind: str, **extra) -> None:
+    from portal.notifications.services import notify
+
+    notify(kind=kind, hospital=_hospital(), recipients=[booking.account_id],
+           context={"doctor": booking.doctor.name, "day": booking.date.isoformat(),
+                    "name": booking.family_member.name, "number": booking.queue_number, **extra},
+           link=f"/bookings/{booking.pk}/")
 
 
 def _notify_confirmed(booking: Booking) -> None:
@@ -316,6 +328,7 @@ def booking_expire(*, booking_id: int) -> bool:
         booking.status = Booking.Status.EXPIRED
         booking.save(update_fields=["status"])
         _event(booking, "expired", source="system", before=Booking.Status.HELD)
+        _notify_booking(booking, "booking_expired")
         if booking.order_id:
             payments.order_close(order=booking.order, reason="hold expired")
         _release_place(booking)
@@ -360,6 +373,8 @@ def _cancel_locked(locked: Booking, *, actor, source: str, reason: str, status: 
     locked.save(update_fields=["status", "cancelled_at", "cancel_reason"])
     _event(locked, "cancelled" if status == Booking.Status.CANCELLED else "stopped",
            source=source, actor=actor, before=before, reason=reason)
+    if status == Booking.Status.CANCELLED:
+        _notify_booking(locked, "booking_cancelled")
     refunding = False
     order = locked.order
     if order is not None:

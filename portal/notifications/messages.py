@@ -30,6 +30,28 @@ MESSAGES = {
         _("Visit tomorrow: %(doctor)s, %(time)s"),
         _("%(name)s: tomorrow %(day)s at %(time)s, queue number %(number)s, %(hospital)s, "
           "%(place)s. Please bring the patient's ID card and medical insurance card.")),
+    "booking_held": (
+        _("Please pay for your booking: %(doctor)s, %(day)s"),
+        _("A place is held for %(name)s (queue number %(number)s). Please pay before "
+          "%(until)s or it is released.")),
+    "booking_cancelled": (
+        _("Booking cancelled: %(doctor)s, %(day)s"),
+        _("The booking of %(name)s (queue number %(number)s) is cancelled. Any fee paid is "
+          "refunded to the original payment method.")),
+    "booking_expired": (
+        _("Booking released: %(doctor)s, %(day)s"),
+        _("The booking of %(name)s was not paid in time and has been released.")),
+    "payment_succeeded": (
+        _("Payment received: %(amount)s"),
+        _("%(description)s: %(amount)s paid (order %(order)s).")),
+    "payment_refunded": (
+        _("Refund: %(amount)s"),
+        _("%(amount)s for %(description)s is being returned to your original payment method "
+          "(order %(order)s).")),
+    "clinic_bill_issued": (
+        _("New clinic bill: %(amount)s"),
+        _("A clinic bill of %(amount)s for %(name)s is waiting. You can pay it on the "
+          "hospital site under Clinic bills.")),
     "announcement": ("%(title)s", "%(body)s"),
 }
 

@@ -71,3 +71,34 @@ def test_outbox_messages_render_in_the_recipients_language(db, hospital_a):
     outbox_deliver_now()
     assert InboxMessage.objects.get(user=zh).title.startswith("预约成功")
     assert InboxMessage.objects.get(user=en).title.startswith("Booking confirmed")
+
+
+def test_money_and_booking_events_reach_the_inbox(sandbox, catcher, hospital_a, client_a):
+    """Held, confirmed, paid and cancelled each leave one message for the patient."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments import services as pay
+    from payments.providers.base import Notice
+    from registration import booking as svc
+    from registration.models import TimeSlice
+    from tests.conftest import in_schema
+    from tests.registration.conftest import make_patient, make_session
+
+    user, member = make_patient("通知患者")
+    with in_schema(hospital_a):
+        _, schedule = make_session(day=timezone.localdate() + timedelta(days=3))
+        s = TimeSlice.objects.filter(schedule=schedule).first()
+        b = svc.booking_hold(slice_id=s.pk, family_member=member, account=user)
+        pay.notice_apply(provider="sandbox", notice=Notice(
+            notification_id="ev1", kind="payment", out_trade_no=b.order.out_trade_no,
+            status="paid", amount_fen=2000, currency="CNY", provider_txn_id="EV1"))
+        b.refresh_from_db()
+        svc.booking_cancel(booking=b, actor=user)
+    outbox_deliver_now()
+    kinds = sorted(InboxMessage.objects.filter(user=user).values_list("kind", flat=True))
+    assert kinds == ["booking_cancelled", "booking_confirmed", "booking_held",
+                     "payment_succeeded"]
+    paid = InboxMessage.objects.get(user=user, kind="payment_succeeded")
+    assert "¥20.00" in paid.title
