@@ -12,7 +12,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation, helpers
 from django.contrib.admin.widgets import AdminTimeWidget
-from django.db import transaction
 from django.db.models import Case, F, IntegerField, OuterRef, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
@@ -429,16 +428,13 @@ class ScheduleAdmin(DeskAdmin):
         return [] if obj is None else self.inlines
 
     def save_model(self, request, obj, form, change):
-        # booking.py has no "create a manual schedule" service; its whole body is this: the
-        # row and its slices (through the slicing service) in one transaction.
         data = form.cleaned_data
-        with transaction.atomic():
-            obj.fee_fen = (data["fee"] if data["fee"] is not None
-                           else services.doctor_fee_fen(obj.doctor))
-            obj.save()
-            services.slices_create(schedule=obj, start_time=data["start_time"],
-                                   end_time=data["end_time"], minutes=data["slice_minutes"],
-                                   capacity=data["capacity"])
+        created = services.schedule_create(
+            doctor=data["doctor"], day=data["date"], period=data["period"],
+            start_time=data["start_time"], end_time=data["end_time"],
+            slice_minutes=data["slice_minutes"], capacity=data["capacity"], fee_fen=data["fee"])
+        obj.pk, obj.fee_fen, obj.created_at = created.pk, created.fee_fen, created.created_at
+        obj._state.adding = False
 
     @admin.action(description=_("Stop clinic (停诊)…"), permissions=["operate"], location=_BOTH)
     def stop_clinic(self, request, queryset):

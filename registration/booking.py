@@ -600,14 +600,24 @@ def schedules_generate(*, weeks: int, templates=None, start=None) -> list[Schedu
                 if Schedule.objects.filter(doctor=template.doctor, date=day,
                                            period=template.period).exists():
                     continue
-                schedule = Schedule.objects.create(
-                    doctor=template.doctor, date=day, period=template.period,
-                    fee_fen=doctor_fee_fen(template.doctor), template=template)
-                slices_create(schedule=schedule, start_time=template.start_time,
-                              end_time=template.end_time, minutes=template.slice_minutes,
-                              capacity=template.capacity_per_slice)
-                created.append(schedule)
+                created.append(schedule_create(
+                    doctor=template.doctor, day=day, period=template.period,
+                    start_time=template.start_time, end_time=template.end_time,
+                    slice_minutes=template.slice_minutes,
+                    capacity=template.capacity_per_slice, template=template))
     return created
+
+
+@transaction.atomic
+def schedule_create(*, doctor, day, period: str, start_time, end_time, slice_minutes: int,
+                    capacity: int, fee_fen: int | None = None, template=None) -> Schedule:
+    """One clinic session and its time slices (manual, or from a weekly template)."""
+    schedule = Schedule.objects.create(
+        doctor=doctor, date=day, period=period, template=template,
+        fee_fen=doctor_fee_fen(doctor) if fee_fen is None else fee_fen)
+    slices_create(schedule=schedule, start_time=start_time, end_time=end_time,
+                  minutes=slice_minutes, capacity=capacity)
+    return schedule
 
 
 def slices_create(*, schedule: Schedule, start_time, end_time, minutes: int, capacity: int) -> int:
