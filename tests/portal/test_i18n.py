@@ -19,6 +19,12 @@ from tests.conftest import ROOT
 LC_MESSAGES = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES"
 PO_PATH = LC_MESSAGES / "django.po"
 MO_PATH = LC_MESSAGES / "django.mo"
+# The project catalogue plus any app's own (e.g. consult/locale, portal/partners/locale): every
+# one of them must be complete and compiled.
+CATALOGUES = [PO_PATH] + sorted(
+    p for pattern in ("*/locale/zh_Hans/LC_MESSAGES/django.po",
+                      "portal/*/locale/zh_Hans/LC_MESSAGES/django.po")
+    for p in ROOT.glob(pattern) if ".venv" not in p.parts)
 
 _KEYWORD_RE = re.compile(r"^(msgctxt|msgid_plural|msgid|msgstr(?:\[(\d+)\])?)\s+(\".*\")\s*$")
 _PLACEHOLDER_RE = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]|%[diouxXeEfFgGcrsa%]")
@@ -116,14 +122,19 @@ def _placeholders(text: str) -> list[str]:
     return sorted(m.group(0) for m in _PLACEHOLDER_RE.finditer(text) if m.group(0) != "%%")
 
 
+@pytest.fixture(scope="module", params=CATALOGUES, ids=lambda p: str(p.relative_to(ROOT)))
+def po_path(request) -> Path:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def po_entries() -> list[PoEntry]:
-    assert PO_PATH.exists(), "run makemessages -l zh_Hans"
-    return parse_po(PO_PATH)
+def po_entries(po_path) -> list[PoEntry]:
+    assert po_path.exists(), "run makemessages -l zh_Hans"
+    return parse_po(po_path)
 
 
-def test_i18n_catalogue_is_not_trivially_small(po_entries):
-    messages = [e for e in po_entries if not e.is_header]
+def test_i18n_catalogue_is_not_trivially_small():
+    messages = [e for e in parse_po(PO_PATH) if not e.is_header]
     assert len(messages) > 100
     assert {"Family members", "Log in", "Sign up", "Resident ID number"} <= {
         e.msgid for e in messages}
@@ -164,10 +175,11 @@ def test_i18n_catalogue_keeps_python_format_placeholders(po_entries):
     assert not problems, "\n".join(problems)
 
 
-def test_i18n_compiled_catalogue_matches_po(po_entries):
+def test_i18n_compiled_catalogue_matches_po(po_path, po_entries):
     """The .mo holds exactly the .po's messages (mtime is useless on a fresh clone)."""
-    assert MO_PATH.exists(), "run compilemessages"
-    with MO_PATH.open("rb") as fp:
+    mo_path = po_path.with_suffix(".mo")
+    assert mo_path.exists(), "run compilemessages"
+    with mo_path.open("rb") as fp:
         compiled = gettext.GNUTranslations(fp)
     catalog = compiled._catalog  # msgid (or (msgid, n) for plurals) -> translation
 
