@@ -253,3 +253,25 @@ def bills_for_account(account) -> QuerySet[ClinicBill]:
             .exclude(status=ClinicBill.Status.CANCELLED)
             .select_related("patient_card__family_member", "department", "order")
             .order_by("-created_at"))
+
+
+def clinic_bill_create_for_partner(*, partner, name: str, id_number: str, mobile: str,
+                                   items: list[dict], department=None,
+                                   doctor_name: str = "") -> ClinicBill:
+    """A HIS pushes a bill through the partner API: the patient is found or created like a
+    booking's, the bill goes through `clinic_bill_open` and `clinic_bill_set_items`, and the
+    partner is remembered as its author — one transaction."""
+    from portal.partners.models import PartnerRecord
+    from portal.partners.services import patient_resolve, record_object
+    from registration.services import patient_card_for
+
+    if not items:
+        raise BillNotEditable(_("A bill needs at least one item."))
+    with transaction.atomic():
+        _account, member = patient_resolve(name=name, id_number=id_number, mobile=mobile)
+        bill = clinic_bill_open(patient_card=patient_card_for(family_member=member),
+                                department=department, doctor_name=doctor_name)
+        bill = clinic_bill_set_items(bill=bill, items=items)
+        record_object(partner=partner, hospital=connection.tenant,
+                      kind=PartnerRecord.Kind.BILL, object_id=bill.pk)
+    return bill

@@ -6,6 +6,7 @@ from portal import health, views
 from portal.accounts import sso
 from portal.admin_sites import platform_admin_site
 from portal.notifications import views as inbox_views
+from portal.partners.urls import public_urlpatterns as partner_api
 from tenants import views as tenant_views
 
 urlpatterns = [
@@ -17,4 +18,5 @@ urlpatterns = [
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("health/", health.health, name="health"),
     path("admin/", platform_admin_site.urls),
+    *partner_api,
 ]

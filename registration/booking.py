@@ -351,7 +351,7 @@ def booking_cancel(*, booking: Booking, actor, source: str = "patient", reason: 
             raise NotCancellable(_("This booking is no longer active."))
         if locked.status == Booking.Status.CHECKED_IN:
             raise NotCancellable(_("The patient has already checked in."))
-        if source == "patient":
+        if source in ("patient", "api"):  # a partner cancels for the patient
             if locked.account_id != actor.pk:
                 raise NotYourPatient(_("You can only cancel your own bookings."))
             # An unpaid hold costs nobody anything: it can always be let go.

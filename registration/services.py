@@ -63,3 +63,24 @@ def patient_card_for(*, family_member) -> PatientCard:
                                               medical_record_number=_next_record_number())
     except IntegrityError:  # created concurrently by another request
         return PatientCard.objects.get(family_member=family_member)
+
+
+def booking_create_for_partner(*, partner, slice_id: int, name: str, id_number: str,
+                               mobile: str):
+    """A booking made through the partner API: find or create the patient's platform account
+    and family member, take the place through `booking_hold` (every registration rule
+    applies, source "api"), and remember which partner made it, all in one transaction."""
+    from django.db import connection
+
+    from portal.partners.models import PartnerRecord
+    from portal.partners.services import patient_resolve, record_object
+
+    from .booking import booking_hold
+
+    with transaction.atomic():
+        account, member = patient_resolve(name=name, id_number=id_number, mobile=mobile)
+        booking = booking_hold(slice_id=slice_id, family_member=member, account=account,
+                               source="api")
+        record_object(partner=partner, hospital=connection.tenant,
+                      kind=PartnerRecord.Kind.BOOKING, object_id=booking.pk)
+    return booking

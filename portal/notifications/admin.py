@@ -254,10 +254,19 @@ class _WhEndpointForm(_wh_forms.ModelForm):
 
 class _WhEndpointAdmin:
     form = _WhEndpointForm
-    list_display = ("partner", "url", "events_list", "is_active", "created_at")
+    list_display = ("partner", "url", "events_list", "own_events_only", "is_active",
+                    "created_at")
     list_filter = ("is_active",)
-    search_fields = ("partner", "url")
+    list_select_related = ("partner",)
+    search_fields = ("partner__name", "url")
     fields = ("partner", "url", "events", "is_active")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "partner":
+            from portal.partners.models import Partner
+
+            kwargs["queryset"] = Partner.objects.filter(is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @_wh_admin.display(description=gettext_lazy("events"))
     def events_list(self, obj):
@@ -323,8 +332,8 @@ class _WhDeliveryLog:
 
 class PlatformWebhookEndpointAdmin(_WhEndpointAdmin, _WhPlatformModelAdmin):
     list_display = ("hospital",) + _WhEndpointAdmin.list_display
-    list_filter = ("hospital", "is_active")
-    fields = ("hospital",) + _WhEndpointAdmin.fields
+    list_filter = ("hospital", "is_active", "own_events_only")
+    fields = ("hospital",) + _WhEndpointAdmin.fields + ("own_events_only",)
 
 
 class PlatformWebhookDeliveryAdmin(_WhDeliveryLog, _WhPlatformModelAdmin):

@@ -178,13 +178,22 @@ def _webhook_secret() -> str:
 class WebhookEndpoint(models.Model):
     """A partner's URL that receives a hospital's events as signed JSON POSTs (webhooks.py).
 
-    `partner` is a plain name for now; the Partners issue replaces it with a foreign key.
     `secret` signs every delivery (HMAC-SHA256), so it is stored as given; the admin shows it
-    once, on creation, and never in lists or logs."""
+    once, on creation, and never in lists or logs.
+
+    What an endpoint receives (webhooks.endpoint_receives): one registered by the hospital's
+    admin gets every subscribed event of that hospital (the hospital chose to trust it, as
+    before partners had keys); one a partner registered itself through the API
+    (`own_events_only`) gets only events about its own bookings, plus hospital-wide ones."""
 
     hospital = models.ForeignKey("tenants.Hospital", on_delete=models.CASCADE,
                                  related_name="+", verbose_name=_("hospital"))
-    partner = models.CharField(_("partner"), max_length=100)
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT,
+                                related_name="webhook_endpoints", verbose_name=_("partner"))
+    own_events_only = models.BooleanField(
+        _("only the partner's own bookings"), default=False,
+        help_text=_("Set for endpoints a partner registered through the API: booking events "
+                    "only for bookings that partner made, plus hospital-wide announcements."))
     url = models.URLField(_("URL"), max_length=500)
     secret = models.CharField(_("signing secret"), max_length=100, default=_webhook_secret,
                               editable=False)

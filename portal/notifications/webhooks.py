@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 import urllib.error
 import urllib.request
@@ -105,6 +106,38 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
 # --------------------------------------------------------------------------- relay
 
 
+#: Events about the hospital as a whole, sent to partner-registered endpoints too.
+HOSPITAL_WIDE_EVENTS = frozenset({"announcement"})
+_BOOKING_LINK = re.compile(r"^/bookings/(\d+)/")
+
+
+def event_booking_id(event: OutboxEvent) -> int | None:
+    """The booking an event is about (its context, or its /bookings/<id>/ link), if any."""
+    booking = (event.context or {}).get("booking")
+    if isinstance(booking, int):
+        return booking
+    match = _BOOKING_LINK.match(event.link or "")
+    return int(match.group(1)) if match else None
+
+
+def endpoint_receives(endpoint: WebhookEndpoint, event: OutboxEvent) -> bool:
+    """Subscribed, and allowed to see it. An endpoint a partner registered through the API
+    (`own_events_only`) receives hospital-wide events and events about bookings that partner
+    made; never another patient's booking, waitlist, payment or bill. Endpoints registered by
+    the hospital's admin receive every subscribed event of their hospital."""
+    if not endpoint.wants(event.kind):
+        return False
+    if not endpoint.own_events_only or event.kind in HOSPITAL_WIDE_EVENTS:
+        return True
+    booking_id = event_booking_id(event)
+    if booking_id is None:
+        return False
+    from portal.partners.services import record_owner
+
+    return record_owner(hospital_id=event.hospital_id, kind="booking",
+                        object_id=booking_id) == endpoint.partner_id
+
+
 def deliveries_for_event(event: OutboxEvent) -> list[int]:
     """Create the missing deliveries of an event to its hospital's subscribed endpoints; return
     the ids of those not yet delivered (or dead). Idempotent."""
@@ -112,7 +145,7 @@ def deliveries_for_event(event: OutboxEvent) -> list[int]:
         return []
     endpoints = [e for e in WebhookEndpoint.objects.filter(hospital_id=event.hospital_id,
                                                            is_active=True)
-                 if e.wants(event.kind)]
+                 if endpoint_receives(e, event)]
     if not endpoints:
         return []
     now = timezone.now()

@@ -19,6 +19,7 @@ SHARED_APPS = [
     "django_tenants",
     "tenants",
     "portal.accounts",
+    "portal.partners",
     "portal.notifications",
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -28,6 +29,7 @@ SHARED_APPS = [
     "django.contrib.admin",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 # ... and apps with tables in every hospital's schema. The admin is in both so that each
 # hospital keeps its own admin log.
@@ -232,13 +234,34 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default=10.0)
 
 # ----------------------------------------------------------------------------- API
+# DRF serves only the partner API (portal/partners): API-key auth, JSON in and out, one error
+# shape (portal.partners.errors).
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "portal.partners.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
-    "TITLE": "Hospital portal API",
+    "TITLE": "Hospital portal partner API",
     "VERSION": "1.0.0",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "portal.partners.schema.describe"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from this site: the docs work offline
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"SlotStatusEnum": ["free", "busy", "not_yet_released"]},
 }
+# Per API key: requests per window (seconds), shared by all web processes (Redis).
+PARTNER_API_RATE_LIMIT = env.int("PARTNER_API_RATE_LIMIT", default=600)
+PARTNER_API_RATE_WINDOW = env.int("PARTNER_API_RATE_WINDOW", default=60)
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
 
 # ----------------------------------------------------------------------------- logging
 # Resident ID and mobile numbers never reach a log line in full.

@@ -1,0 +1,201 @@
+"""The partner API's base view (auth, scopes, rate limit, the hospital of the request) and the
+platform-level resources (the hospitals a key is granted).
+
+One implementation, two entry points: on the platform host a resource lives at
+`/api/v1/hospitals/{code}/...` and the view switches to that hospital's schema for the request
+(only if the key's partner is granted it; otherwise 404, whatever follows); on a hospital's host
+the same view serves `/api/v1/...` with the hospital implied by the host.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.db import connection
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tenants.models import Hospital
+
+from .auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasScope, IsPartner
+from .models import Grant
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+def _error_example(status: int, code: str, message: str) -> OpenApiExample:
+    return OpenApiExample(code, value={"error": {"code": code, "message": message, "details": {}}},
+                          status_codes=[str(status)], response_only=True)
+
+
+_COMMON_ERRORS = {
+    400: ("validation_error", "The request is not valid."),
+    401: ("invalid_api_key", "Invalid API key."),
+    403: ("missing_scope", "This API key lacks the scope “schedules:read”."),
+    404: ("not_found", "Not found."),
+    429: ("rate_limited", "Too many requests. Try again in 12 seconds."),
+}
+
+
+def errors(*extra: tuple[int, str, str]) -> dict:
+    """OpenAPI responses for the error statuses every operation can give, plus `extra`."""
+    statuses: dict[int, list[OpenApiExample]] = {}
+    for status, (code, message) in _COMMON_ERRORS.items():
+        statuses.setdefault(status, []).append(_error_example(status, code, message))
+    for status, code, message in extra:
+        statuses.setdefault(status, []).append(_error_example(status, code, message))
+    return {status: OpenApiResponse(ErrorSerializer, description=", ".join(e.name for e in ex),
+                                    examples=ex)
+            for status, ex in statuses.items()}
+
+
+class ApiCursorPagination(CursorPagination):
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 200
+    ordering = "pk"
+
+
+class PartnerAPIMixin:
+    """Auth by API key, scopes per method, a per-key rate limit, and the request's hospital."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsPartner, HasScope]
+    throttle_classes = [ApiKeyRateThrottle]
+    #: method -> scope the key needs, e.g. {"GET": "schedules:read"}
+    required_scopes: dict[str, str] = {}
+    #: False for platform-level resources (the hospital list)
+    hospital_scoped = True
+    hospital: Hospital | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        self._hospital_code = kwargs.pop("hospital_code", None)
+        self._switched = False
+        # Partners are developers: messages follow Accept-Language (zh-hans by default).
+        translation.activate(translation.get_language_from_request(request))
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            if self._switched:
+                connection.set_schema_to_public()
+                timezone.deactivate()
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # 401, then 403 (scope), then 429
+        if self.hospital_scoped:
+            self.hospital = self._enter_hospital(request)
+
+    def _enter_hospital(self, request) -> Hospital:
+        partner_id = request.auth.partner_id
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or tenant.is_public:
+            # One query: the hospital by code, only if active, ready and granted to the partner.
+            hospital = (Hospital.objects.filter(code=self._hospital_code, is_active=True,
+                                                is_ready=True, partner_grants__partner_id=partner_id)
+                        .exclude(schema_name="public").first()) if self._hospital_code else None
+            if hospital is None:
+                raise exceptions.NotFound()
+            connection.set_tenant(hospital)
+            self._switched = True
+            timezone.activate(zoneinfo.ZoneInfo(hospital.time_zone))
+            return hospital
+        if not Grant.objects.filter(partner_id=partner_id, hospital_id=tenant.pk).exists():
+            raise exceptions.NotFound()
+        return tenant
+
+
+class PartnerAPIView(PartnerAPIMixin, APIView):
+    pass
+
+
+class PartnerListView(PartnerAPIMixin, GenericAPIView):
+    pagination_class = ApiCursorPagination
+
+    def list_response(self, queryset, serializer_class) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(queryset))
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+
+# --------------------------------------------------------------------------- hospitals
+
+
+class HospitalListView(PartnerListView):
+    """The hospitals this key's partner is granted (platform host only)."""
+
+    hospital_scoped = False
+
+    class OutputSerializer(serializers.Serializer):
+        code = serializers.CharField()
+        name = serializers.CharField()
+        name_en = serializers.CharField()
+        city = serializers.CharField()
+        level = serializers.CharField()
+        address = serializers.CharField()
+        phone = serializers.CharField()
+        time_zone = serializers.CharField()
+        api_url = serializers.SerializerMethodField()
+
+        def get_api_url(self, obj) -> str:
+            return self.context["request"].build_absolute_uri(f"/api/v1/hospitals/{obj.code}/")
+
+    serializer_class = OutputSerializer
+    pagination_class = type("HospitalCursor", (ApiCursorPagination,), {"ordering": "code"})
+
+    @extend_schema(
+        operation_id="hospitals_list", tags=["hospitals"],
+        summary=_("Hospitals granted to this key (platform host)"),
+        responses={200: OutputSerializer(many=True), **errors()},
+        examples=[OpenApiExample("granted hospitals", response_only=True, value={
+            "next": None, "previous": None, "results": [{
+                "code": "binjiang", "name": "滨江市第一人民医院",
+                "name_en": "Binjiang First People's Hospital", "city": "滨江", "level": "3A",
+                "address": "", "phone": "", "time_zone": "Asia/Shanghai",
+                "api_url": "http://localhost:8000/api/v1/hospitals/binjiang/"}]})])
+    def get(self, request):
+        qs = (Hospital.objects.filter(is_active=True, is_ready=True,
+                                      partner_grants__partner_id=request.auth.partner_id)
+              .exclude(schema_name="public"))
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(
+            self.OutputSerializer(page, many=True, context={"request": request}).data)
+
+
+class NotFoundView(PartnerAPIView):
+    """Anything under /api/ that is not an endpoint: the API's JSON 404, not an HTML page."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    hospital_scoped = False
+
+    @extend_schema(exclude=True)
+    def get(self, request, *args, **kwargs):
+        raise exceptions.NotFound()
+
+    post = put = patch = delete = get
+
+
+def hospital_base_url(request, hospital: Hospital) -> str:
+    """The hospital's own site as seen from this request (its host, this scheme and port)."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None and not tenant.is_public:
+        return f"{request.scheme}://{request.get_host()}"
+    domain = (hospital.domains.order_by("-is_primary", "pk").values_list("domain", flat=True)
+              .first()) or request.get_host()
+    port = request.get_port()
+    default = "443" if request.scheme == "https" else "80"
+    return f"{request.scheme}://{domain}" + ("" if port in ("", default) else f":{port}")

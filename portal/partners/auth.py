@@ -1,0 +1,140 @@
+"""How a partner's request is recognised and limited: the API key, scopes and rate limits."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.throttling import BaseThrottle
+
+from .models import ApiKey
+from .services import key_matches, parse_key
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-Api-Key"
+# last_used_at is written at most this often per key (a write per request would cost more
+# than the request itself).
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+class PartnerPrincipal:
+    """`request.user` of an API request: the partner behind the key (not a platform account)."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    pk = None
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+        self.partner = api_key.partner
+
+    def __str__(self) -> str:
+        return f"partner:{self.partner.pk}"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`X-Api-Key: hpk_...` (or `Authorization: Bearer hpk_...`)."""
+
+    def authenticate(self, request):
+        raw = request.headers.get(API_KEY_HEADER, "")
+        if not raw:
+            scheme, _sep, value = request.headers.get("Authorization", "").partition(" ")
+            raw = value.strip() if scheme.lower() == "bearer" else ""
+        if not raw:
+            return None
+        parsed = parse_key(raw)
+        key = None
+        if parsed is not None:
+            key = ApiKey.objects.select_related("partner").filter(prefix=parsed[0]).first()
+        if key is None or not key_matches(key, parsed[1]):
+            raise exceptions.AuthenticationFailed(_("Invalid API key."), code="invalid_api_key")
+        if key.revoked_at is not None:
+            raise exceptions.AuthenticationFailed(_("This API key has been revoked."),
+                                                  code="api_key_revoked")
+        if not key.partner.is_active:
+            raise exceptions.AuthenticationFailed(_("This partner is not active."),
+                                                  code="partner_inactive")
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return PartnerPrincipal(key), key
+
+    def authenticate_header(self, request) -> str:
+        return f'ApiKey header="{API_KEY_HEADER}"'
+
+
+class IsPartner(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, PartnerPrincipal)
+
+
+class HasScope(BasePermission):
+    """The view's `required_scopes[method]` must be among the key's scopes."""
+
+    code = "missing_scope"
+    message = _("This API key lacks the scope this request needs.")
+
+    def has_permission(self, request, view) -> bool:
+        scope = getattr(view, "required_scopes", {}).get(request.method)
+        if scope is None:
+            return True
+        if request.auth is not None and request.auth.has_scope(scope):
+            return True
+        self.message = _("This API key lacks the scope “%(scope)s”.") % {"scope": scope}
+        return False
+
+
+_redis: redis.Redis | None = None
+
+
+def _client() -> redis.Redis:
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5,
+                                      socket_connect_timeout=0.5)
+    return _redis
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """A fixed window per API key in Redis: PARTNER_API_RATE_LIMIT requests (or the key's own
+    limit) per PARTNER_API_RATE_WINDOW seconds, shared by every web process. The key is per
+    API key, not per hospital: a partner's budget covers all its hospitals. If Redis is down
+    requests are let through (the API stays up; limits return with Redis)."""
+
+    def __init__(self) -> None:
+        self._wait: float | None = None
+
+    def allow_request(self, request, view) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return True
+        limit = key.rate_limit or settings.PARTNER_API_RATE_LIMIT
+        window = settings.PARTNER_API_RATE_WINDOW
+        now = time.time()
+        bucket = f"partners:ratelimit:{key.pk}:{int(now // window)}"
+        try:
+            pipe = _client().pipeline()
+            pipe.incr(bucket)
+            pipe.expire(bucket, window + 1)
+            count, _ignored = pipe.execute()
+        except redis.RedisError:
+            log.warning("rate limit skipped: Redis unreachable")
+            return True
+        if count > limit:
+            self._wait = window - (now % window)
+            return False
+        return True
+
+    def wait(self) -> float | None:
+        return self._wait

@@ -1,0 +1,35 @@
+"""The partner API's URLs on both entry points (included by portal/urls_public.py and
+portal/urls_hospital.py): one set of resource views, mounted under the platform's
+/api/v1/hospitals/{code}/ and under a hospital host's /api/v1/."""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from payments import api as payments_api
+from portal.notifications import api as notifications_api
+from registration import api as registration_api
+
+from .api import HospitalListView, NotFoundView
+
+hospital_resources = ([*registration_api.urlpatterns, *payments_api.urlpatterns,
+                       *notifications_api.urlpatterns], "api")
+
+docs = [
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]
+
+public_urlpatterns = [
+    path("api/v1/hospitals/", HospitalListView.as_view(), name="api-hospitals"),
+    path("api/v1/hospitals/<slug:hospital_code>/", include(hospital_resources)),
+    *docs,
+    path("fhir/r4/<slug:hospital_code>/", include("portal.partners.fhir")),
+    re_path(r"^api/", NotFoundView.as_view()),
+]
+
+hospital_urlpatterns = [
+    path("api/v1/", include(hospital_resources)),
+    *docs,
+    re_path(r"^api/", NotFoundView.as_view()),
+]

@@ -1,0 +1,515 @@
+"""Partner API: departments, doctors, schedules and slots with remaining places, bookings.
+
+Thin views (parse, call a selector or service, serialize); auth, scopes, the hospital of the
+request and errors come from `portal.partners.api`. Served on both entry points (see there).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import django_filters
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Coalesce
+from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+
+from portal.partners.api import ApiCursorPagination, PartnerAPIView, PartnerListView, errors
+from portal.partners.idempotency import idempotent
+from portal.partners.models import PartnerRecord
+from portal.partners.services import own_object_ids
+
+from . import booking as booking_svc
+from .models import Booking, Department, Doctor, Schedule, TimeSlice, TitleFee
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description=_("Any unique string (e.g. a UUID). The same key with the same body returns the "
+                  "stored response; with a different body, 409 idempotency_key_reused."))
+
+
+def _cursor(*ordering: str):
+    return type("Cursor", (ApiCursorPagination,), {"ordering": ordering or "pk"})
+
+
+def _latest_open_day(hospital):
+    """The last clinic day whose places are released by now (see booking.release_moment)."""
+    now = timezone.localtime(timezone.now(), booking_svc._tz())
+    last = now.date() + timedelta(days=hospital.booking_window_days)
+    return last if now.time() >= hospital.release_time else last - timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- serializers
+
+
+class DepartmentOut(serializers.ModelSerializer):
+    parent = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Department
+        fields = ["id", "code", "name", "name_en", "parent", "location", "intro"]
+
+
+class DoctorOut(serializers.ModelSerializer):
+    department = serializers.CharField(source="department.code")
+    fee_fen = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Doctor
+        fields = ["id", "name", "name_en", "title", "department", "specialties", "intro",
+                  "photo_url", "fee_fen"]
+
+    def get_fee_fen(self, obj) -> int:
+        if obj.fee_override_fen is not None:
+            return obj.fee_override_fen
+        fees = self.context.get("title_fees", {})
+        return fees.get(obj.title, booking_svc.DEFAULT_TITLE_FEES.get(obj.title, 0))
+
+
+class ScheduleOut(serializers.ModelSerializer):
+    doctor = serializers.IntegerField(source="doctor_id")
+    doctor_name = serializers.CharField(source="doctor.name")
+    department = serializers.CharField(source="doctor.department.code")
+    capacity = serializers.IntegerField()
+    remaining = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Schedule
+        fields = ["id", "doctor", "doctor_name", "department", "date", "period", "status",
+                  "fee_fen", "capacity", "remaining"]
+
+    def get_remaining(self, obj) -> int:
+        return obj.remaining if obj.status == Schedule.Status.OPEN else 0
+
+
+class SlotOut(serializers.ModelSerializer):
+    schedule = serializers.IntegerField(source="schedule_id")
+    doctor = serializers.IntegerField(source="schedule.doctor_id")
+    doctor_name = serializers.CharField(source="schedule.doctor.name")
+    department = serializers.CharField(source="schedule.doctor.department.code")
+    date = serializers.DateField(source="schedule.date")
+    fee_fen = serializers.IntegerField(source="schedule.fee_fen")
+    remaining = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField(
+        help_text="free: places left and bookable now; busy: full, stopped or past; "
+                  "not_yet_released: places open at released_at.")
+    released_at = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TimeSlice
+        fields = ["id", "schedule", "doctor", "doctor_name", "department", "date", "start",
+                  "end", "capacity", "remaining", "fee_fen", "status", "released_at"]
+
+    def get_remaining(self, obj) -> int:
+        return max(0, obj.capacity - obj.booked) if obj.schedule.status == "open" else 0
+
+    def get_released_at(self, obj) -> datetime:
+        return timezone.localtime(booking_svc.release_moment(obj.schedule.date))
+
+    def get_status(self, obj) -> str:
+        return slot_status(obj)
+
+
+def slot_status(obj: TimeSlice) -> str:
+    if obj.schedule.status != Schedule.Status.OPEN or obj.start <= timezone.now() \
+            or obj.booked >= obj.capacity:
+        return "busy"
+    if timezone.now() < booking_svc.release_moment(obj.schedule.date):
+        return "not_yet_released"
+    return "free"
+
+
+class PatientOut(serializers.Serializer):
+    name = serializers.CharField()
+    id_number = serializers.CharField(source="masked_id_number")
+    mobile = serializers.CharField(source="masked_phone")
+
+
+class PaymentOut(serializers.Serializer):
+    order_no = serializers.CharField(source="out_trade_no")
+    amount_fen = serializers.IntegerField(source="self_pay_fen")
+    status = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    cashier_url = serializers.CharField(allow_null=True)
+
+
+class BookingOut(serializers.ModelSerializer):
+    slot = serializers.IntegerField(source="slice_id")
+    schedule = serializers.IntegerField(source="schedule_id")
+    doctor = serializers.IntegerField(source="doctor_id")
+    doctor_name = serializers.CharField(source="doctor.name")
+    department = serializers.CharField(source="doctor.department.code")
+    start = serializers.DateTimeField(source="slice.start")
+    end = serializers.DateTimeField(source="slice.end")
+    patient = PatientOut(source="family_member")
+    payment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Booking
+        fields = ["id", "status", "slot", "schedule", "doctor", "doctor_name", "department",
+                  "date", "start", "end", "queue_number", "fee_fen", "patient",
+                  "hold_expires_at", "payment", "created_at", "confirmed_at", "cancelled_at",
+                  "cancel_reason"]
+
+    @extend_schema_field(PaymentOut(allow_null=True))
+    def get_payment(self, obj):
+        if obj.order_id is None:
+            return None
+        order = obj.order
+        return PaymentOut({"out_trade_no": order.out_trade_no, "self_pay_fen": order.self_pay_fen,
+                           "status": order.status, "expires_at": order.expires_at,
+                           "cashier_url": self.context.get("cashier_url")}).data
+
+
+BOOKING_EXAMPLE = {
+    "id": 812, "status": "held", "slot": 4471, "schedule": 391, "doctor": 17,
+    "doctor_name": "王建国", "department": "cardiology", "date": "2026-12-03",
+    "start": "2026-12-03T08:30:00+08:00", "end": "2026-12-03T09:00:00+08:00",
+    "queue_number": 6, "fee_fen": 2000,
+    "patient": {"name": "张伟", "id_number": "110101********0017", "mobile": "138****8000"},
+    "hold_expires_at": "2026-12-01T10:15:00+08:00",
+    "payment": {"order_no": "P261201100000A1B2C3D4E5", "amount_fen": 2000, "status": "created",
+                "expires_at": "2026-12-01T10:15:00+08:00",
+                "cashier_url": "http://127.0.0.1:8001/cashier/P261201100000A1B2C3D4E5"},
+    "created_at": "2026-12-01T10:00:00+08:00", "confirmed_at": None, "cancelled_at": None,
+    "cancel_reason": ""}
+
+
+# --------------------------------------------------------------------------- filters
+
+
+class ScheduleFilter(django_filters.FilterSet):
+    department = django_filters.CharFilter(field_name="doctor__department__code",
+                                           help_text="Department code, e.g. cardiology.")
+    doctor = django_filters.NumberFilter(field_name="doctor_id", help_text="Doctor id.")
+    date_from = django_filters.DateFilter(field_name="date", lookup_expr="gte")
+    date_to = django_filters.DateFilter(field_name="date", lookup_expr="lte")
+    available = django_filters.BooleanFilter(
+        method="filter_available",
+        help_text="true: only sessions with places that can be booked now.")
+
+    class Meta:
+        model = Schedule
+        fields = ["department", "doctor", "date_from", "date_to", "available"]
+
+    def filter_available(self, queryset, name, value):
+        if value:
+            return queryset.filter(status=Schedule.Status.OPEN, remaining__gt=0,
+                                   date__lte=_latest_open_day(self.request.tenant_hospital))
+        return queryset
+
+
+class SlotFilter(django_filters.FilterSet):
+    department = django_filters.CharFilter(field_name="schedule__doctor__department__code",
+                                           help_text="Department code, e.g. cardiology.")
+    doctor = django_filters.NumberFilter(field_name="schedule__doctor_id", help_text="Doctor id.")
+    schedule = django_filters.NumberFilter(field_name="schedule_id", help_text="Schedule id.")
+    date_from = django_filters.DateFilter(field_name="schedule__date", lookup_expr="gte")
+    date_to = django_filters.DateFilter(field_name="schedule__date", lookup_expr="lte")
+    available = django_filters.BooleanFilter(
+        method="filter_available",
+        help_text="true: only slots with places that can be booked now (status free).")
+
+    class Meta:
+        model = TimeSlice
+        fields = ["department", "doctor", "schedule", "date_from", "date_to", "available"]
+
+    def filter_available(self, queryset, name, value):
+        if value:
+            return queryset.filter(
+                schedule__status=Schedule.Status.OPEN, booked__lt=F("capacity"),
+                start__gt=timezone.now(),
+                schedule__date__lte=_latest_open_day(self.request.tenant_hospital))
+        return queryset
+
+
+# --------------------------------------------------------------------------- views
+
+_READ = {"GET": "schedules:read"}
+
+
+class DepartmentListView(PartnerListView):
+    required_scopes = _READ
+    pagination_class = _cursor("sort_order", "pk")
+    serializer_class = DepartmentOut
+
+    @extend_schema(
+        operation_id="departments_list", tags=["catalogue"], summary=_("Departments"),
+        responses={200: DepartmentOut(many=True), **errors()},
+        examples=[OpenApiExample("departments", response_only=True, value={
+            "next": None, "previous": None, "results": [
+                {"id": 3, "code": "cardiology", "name": "心血管内科", "name_en": "Cardiology",
+                 "parent": "internal", "location": "门诊楼 3 楼", "intro": ""}]})])
+    def get(self, request, **kwargs):
+        qs = Department.objects.filter(is_active=True).select_related("parent")
+        return self.list_response(qs, DepartmentOut)
+
+
+class DoctorFilter(django_filters.FilterSet):
+    department = django_filters.CharFilter(field_name="department__code",
+                                           help_text="Department code, e.g. cardiology.")
+
+    class Meta:
+        model = Doctor
+        fields = ["department"]
+
+
+class DoctorListView(PartnerListView):
+    required_scopes = _READ
+    pagination_class = _cursor("sort_order", "pk")
+    serializer_class = DoctorOut
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DoctorFilter
+
+    @extend_schema(
+        operation_id="doctors_list", tags=["catalogue"], summary=_("Doctors"),
+        responses={200: DoctorOut(many=True), **errors()},
+        examples=[OpenApiExample("doctors", response_only=True, value={
+            "next": None, "previous": None, "results": [
+                {"id": 17, "name": "王建国", "name_en": "Wang Jianguo", "title": "chief",
+                 "department": "cardiology", "specialties": "冠心病", "intro": "",
+                 "photo_url": "", "fee_fen": 5000}]})])
+    def get(self, request, **kwargs):
+        qs = Doctor.objects.filter(is_active=True).select_related("department")
+        page = self.paginate_queryset(self.filter_queryset(qs))
+        fees = dict(TitleFee.objects.values_list("title", "fee_fen"))
+        return self.get_paginated_response(
+            DoctorOut(page, many=True, context={"title_fees": fees}).data)
+
+
+class DoctorDetailView(PartnerAPIView):
+    required_scopes = _READ
+
+    @extend_schema(
+        operation_id="doctors_retrieve", tags=["catalogue"], summary=_("One doctor"),
+        responses={200: DoctorOut, **errors()},
+        examples=[OpenApiExample("doctor", response_only=True, value={
+            "id": 17, "name": "王建国", "name_en": "Wang Jianguo", "title": "chief",
+            "department": "cardiology", "specialties": "冠心病", "intro": "", "photo_url": "",
+            "fee_fen": 5000})])
+    def get(self, request, pk: int, **kwargs):
+        doctor = Doctor.objects.select_related("department").filter(pk=pk, is_active=True).first()
+        if doctor is None:
+            raise exceptions.NotFound()
+        fees = dict(TitleFee.objects.values_list("title", "fee_fen"))
+        return Response(DoctorOut(doctor, context={"title_fees": fees}).data)
+
+
+class _HospitalFilterMixin:
+    def filter_queryset(self, queryset):
+        # The filters need the hospital's booking window ("available").
+        self.request.tenant_hospital = self.hospital
+        return super().filter_queryset(queryset)
+
+
+class ScheduleListView(_HospitalFilterMixin, PartnerListView):
+    required_scopes = _READ
+    pagination_class = _cursor("date", "pk")
+    serializer_class = ScheduleOut
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ScheduleFilter
+
+    @extend_schema(
+        operation_id="schedules_list", tags=["catalogue"],
+        summary=_("Clinic sessions with remaining places"),
+        responses={200: ScheduleOut(many=True), **errors()},
+        examples=[OpenApiExample("schedules", response_only=True, value={
+            "next": "http://localhost:8000/api/v1/hospitals/binjiang/schedules/?cursor=cD0yMDI2",
+            "previous": None, "results": [
+                {"id": 391, "doctor": 17, "doctor_name": "王建国", "department": "cardiology",
+                 "date": "2026-12-03", "period": "am", "status": "open", "fee_fen": 5000,
+                 "capacity": 40, "remaining": 12}]})])
+    def get(self, request, **kwargs):
+        now = timezone.now()
+        qs = (Schedule.objects.select_related("doctor__department")
+              .annotate(capacity=Coalesce(Sum("slices__capacity"), 0),
+                        remaining=Coalesce(Sum(F("slices__capacity") - F("slices__booked"),
+                                               filter=Q(slices__start__gt=now)), 0)))
+        return self.list_response(qs, ScheduleOut)
+
+
+class SlotListView(_HospitalFilterMixin, PartnerListView):
+    required_scopes = _READ
+    pagination_class = _cursor("start", "pk")
+    serializer_class = SlotOut
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = SlotFilter
+
+    @extend_schema(
+        operation_id="slots_list", tags=["catalogue"],
+        summary=_("Bookable time slots (号源) with remaining places"),
+        responses={200: SlotOut(many=True), **errors()},
+        examples=[OpenApiExample("slots", response_only=True, value={
+            "next": None, "previous": None, "results": [
+                {"id": 4471, "schedule": 391, "doctor": 17, "doctor_name": "王建国",
+                 "department": "cardiology", "date": "2026-12-03",
+                 "start": "2026-12-03T08:30:00+08:00", "end": "2026-12-03T09:00:00+08:00",
+                 "capacity": 5, "remaining": 3, "fee_fen": 5000, "status": "free",
+                 "released_at": "2026-11-26T08:00:00+08:00"}]})])
+    def get(self, request, **kwargs):
+        qs = TimeSlice.objects.select_related("schedule__doctor__department")
+        return self.list_response(qs, SlotOut)
+
+
+# --------------------------------------------------------------------------- bookings
+
+
+class PatientIn(serializers.Serializer):
+    name = serializers.CharField(max_length=50)
+    id_number = serializers.CharField(max_length=18, help_text="Resident ID number (18 chars).")
+    mobile = serializers.CharField(max_length=20, help_text="Mainland mobile number.")
+
+
+class BookingIn(serializers.Serializer):
+    slot = serializers.IntegerField(min_value=1)
+    patient = PatientIn()
+
+
+class CancelIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+def _own_bookings(request, hospital):
+    return (Booking.objects.filter(pk__in=own_object_ids(partner=request.auth.partner,
+                                                         hospital=hospital,
+                                                         kind=PartnerRecord.Kind.BOOKING))
+            .select_related("doctor__department", "slice", "family_member", "order"))
+
+
+def _cashier_url(request, hospital, booking: Booking) -> str | None:
+    """Ask the payment provider for the cashier page of a new hold (after commit)."""
+    from payments import services as payments
+    from portal.partners.api import hospital_base_url
+
+    base = hospital_base_url(request, hospital)
+    try:
+        start = payments.payment_start(
+            order=booking.order,
+            notify_url=f"{base}/payments/notify/{booking.order.provider}/",
+            return_url=f"{base}/payments/orders/{booking.order.out_trade_no}/return/")
+    except Exception:  # provider down: the partner can still show the order number and amount
+        log.warning("could not start payment of booking %s", booking.pk, exc_info=True)
+        return None
+    return start.cashier_url
+
+
+BOOKING_ERRORS = errors(
+    (409, "slot_sold_out", "Sorry, this time has just been fully booked."),
+    (409, "not_yet_released", "Places for 2026-12-10 open at 2026-12-03 08:00."),
+    (409, "slot_in_the_past", "This time has already passed."),
+    (409, "schedule_stopped", "The doctor has stopped this clinic; please choose another time."),
+    (409, "booking_limit_reached", "张伟 already has 3 active bookings here, the most allowed."),
+    (409, "duplicate_booking", "张伟 already has a booking with this doctor on that day."),
+    (409, "patient_banned", "Online booking for 张伟 is suspended until 2027-03-01: ..."),
+    (409, "idempotency_key_reused",
+     "This Idempotency-Key was already used for a different request."),
+    (422, "patient_mismatch",
+     "This resident ID is registered under another name for this mobile number."),
+)
+
+
+class BookingListView(PartnerListView):
+    required_scopes = {"GET": "bookings:read", "POST": "bookings:write"}
+    pagination_class = _cursor("-pk")
+    serializer_class = BookingOut
+
+    @extend_schema(
+        operation_id="bookings_list", tags=["bookings"],
+        summary=_("Bookings made by this partner"),
+        responses={200: BookingOut(many=True), **errors()},
+        examples=[OpenApiExample("own bookings", response_only=True,
+                                 value={"next": None, "previous": None,
+                                        "results": [BOOKING_EXAMPLE]})])
+    def get(self, request, **kwargs):
+        return self.list_response(_own_bookings(request, self.hospital), BookingOut)
+
+    @extend_schema(
+        operation_id="bookings_create", tags=["bookings"],
+        summary=_("Book a slot for a patient (a hold awaiting payment)"),
+        description=_("The patient is identified by name, resident ID and mobile; their platform "
+                      "account and family member are found or created. A paid slot becomes a "
+                      "hold until `payment.expires_at`: send the patient to "
+                      "`payment.cashier_url`. A free slot is confirmed at once."),
+        parameters=[IDEMPOTENCY_PARAM], request=BookingIn,
+        responses={201: BookingOut, **BOOKING_ERRORS},
+        examples=[OpenApiExample("book", request_only=True, value={
+            "slot": 4471, "patient": {"name": "张伟", "id_number": "110101199003070017",
+                                      "mobile": "13800138000"}}),
+                  OpenApiExample("held", response_only=True, status_codes=["201"],
+                                 value=BOOKING_EXAMPLE)])
+    @idempotent
+    def post(self, request, **kwargs):
+        from .services import booking_create_for_partner
+
+        data = BookingIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        patient = data.validated_data["patient"]
+        booking = booking_create_for_partner(
+            partner=request.auth.partner, slice_id=data.validated_data["slot"],
+            name=patient["name"], id_number=patient["id_number"], mobile=patient["mobile"])
+        booking = _own_bookings(request, self.hospital).get(pk=booking.pk)
+        cashier = _cashier_url(request, self.hospital, booking) if booking.order_id else None
+        return Response(BookingOut(booking, context={"cashier_url": cashier}).data, status=201)
+
+
+class BookingDetailView(PartnerAPIView):
+    required_scopes = {"GET": "bookings:read"}
+
+    @extend_schema(operation_id="bookings_retrieve", tags=["bookings"],
+                   summary=_("One of this partner's bookings"),
+                   responses={200: BookingOut, **errors()},
+                   examples=[OpenApiExample("booking", response_only=True,
+                                            value=BOOKING_EXAMPLE)])
+    def get(self, request, pk: int, **kwargs):
+        booking = _own_bookings(request, self.hospital).filter(pk=pk).first()
+        if booking is None:
+            raise exceptions.NotFound()
+        return Response(BookingOut(booking).data)
+
+
+class BookingCancelView(PartnerAPIView):
+    required_scopes = {"POST": "bookings:write"}
+
+    @extend_schema(
+        operation_id="bookings_cancel", tags=["bookings"],
+        summary=_("Cancel a booking (refunded automatically if paid)"),
+        parameters=[IDEMPOTENCY_PARAM], request=CancelIn,
+        responses={200: BookingOut, **errors(
+            (409, "cancel_cutoff_passed",
+             "Online cancellation closed at 2026-12-02 18:00; please contact the hospital."),
+            (409, "not_cancellable", "This booking is no longer active."))},
+        examples=[OpenApiExample("cancel", request_only=True, value={"reason": "患者改期"}),
+                  OpenApiExample("cancelled", response_only=True, value={
+                      **BOOKING_EXAMPLE, "status": "cancelled",
+                      "cancelled_at": "2026-12-01T10:05:00+08:00", "cancel_reason": "患者改期"})])
+    @idempotent
+    def post(self, request, pk: int, **kwargs):
+        data = CancelIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        booking = _own_bookings(request, self.hospital).filter(pk=pk).first()
+        if booking is None:
+            raise exceptions.NotFound()
+        booking_svc.booking_cancel(booking=booking, actor=booking.account, source="api",
+                                   reason=data.validated_data["reason"])
+        booking = _own_bookings(request, self.hospital).get(pk=pk)
+        return Response(BookingOut(booking).data)
+
+
+urlpatterns = [
+    path("departments/", DepartmentListView.as_view(), name="departments"),
+    path("doctors/", DoctorListView.as_view(), name="doctors"),
+    path("doctors/<int:pk>/", DoctorDetailView.as_view(), name="doctor"),
+    path("schedules/", ScheduleListView.as_view(), name="schedules"),
+    path("slots/", SlotListView.as_view(), name="slots"),
+    path("bookings/", BookingListView.as_view(), name="bookings"),
+    path("bookings/<int:pk>/", BookingDetailView.as_view(), name="booking"),
+    path("bookings/<int:pk>/cancel/", BookingCancelView.as_view(), name="booking_cancel"),
+]
