@@ -91,8 +91,7 @@ class BillListView(PartnerListView):
     @extend_schema(operation_id="bills_list", tags=["clinic bills"],
                    summary=_("Clinic bills created by this partner"),
                    responses={200: BillOut(many=True), **errors()},
-                   examples=[OpenApiExample("bills", response_only=True, value={
-                       "next": None, "previous": None, "results": [BILL_EXAMPLE]})])
+                   examples=[OpenApiExample("bills", response_only=True, value=BILL_EXAMPLE)])
     def get(self, request, **kwargs):
         return self.list_response(_own_bills(request, self.hospital), BillOut)
 

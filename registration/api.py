@@ -10,12 +10,14 @@ import logging
 from datetime import datetime, timedelta
 
 import django_filters
+from django import forms
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -185,11 +187,26 @@ BOOKING_EXAMPLE = {
 
 # --------------------------------------------------------------------------- filters
 
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.Filter):
+    """An integer id (a decimal like 1.5 or an id beyond bigint is a 400, not a query)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
 
 class ScheduleFilter(django_filters.FilterSet):
     department = django_filters.CharFilter(field_name="doctor__department__code",
                                            help_text="Department code, e.g. cardiology.")
-    doctor = django_filters.NumberFilter(field_name="doctor_id", help_text="Doctor id.")
+    doctor = IdFilter(field_name="doctor_id", help_text="Doctor id.")
     date_from = django_filters.DateFilter(field_name="date", lookup_expr="gte")
     date_to = django_filters.DateFilter(field_name="date", lookup_expr="lte")
     available = django_filters.BooleanFilter(
@@ -210,8 +227,8 @@ class ScheduleFilter(django_filters.FilterSet):
 class SlotFilter(django_filters.FilterSet):
     department = django_filters.CharFilter(field_name="schedule__doctor__department__code",
                                            help_text="Department code, e.g. cardiology.")
-    doctor = django_filters.NumberFilter(field_name="schedule__doctor_id", help_text="Doctor id.")
-    schedule = django_filters.NumberFilter(field_name="schedule_id", help_text="Schedule id.")
+    doctor = IdFilter(field_name="schedule__doctor_id", help_text="Doctor id.")
+    schedule = IdFilter(field_name="schedule_id", help_text="Schedule id.")
     date_from = django_filters.DateFilter(field_name="schedule__date", lookup_expr="gte")
     date_to = django_filters.DateFilter(field_name="schedule__date", lookup_expr="lte")
     available = django_filters.BooleanFilter(
@@ -245,9 +262,8 @@ class DepartmentListView(PartnerListView):
         operation_id="departments_list", tags=["catalogue"], summary=_("Departments"),
         responses={200: DepartmentOut(many=True), **errors()},
         examples=[OpenApiExample("departments", response_only=True, value={
-            "next": None, "previous": None, "results": [
-                {"id": 3, "code": "cardiology", "name": "心血管内科", "name_en": "Cardiology",
-                 "parent": "internal", "location": "门诊楼 3 楼", "intro": ""}]})])
+                "id": 3, "code": "cardiology", "name": "心血管内科", "name_en": "Cardiology",
+                 "parent": "internal", "location": "门诊楼 3 楼", "intro": ""})])
     def get(self, request, **kwargs):
         qs = Department.objects.filter(is_active=True).select_related("parent")
         return self.list_response(qs, DepartmentOut)
@@ -266,6 +282,7 @@ class DoctorListView(PartnerListView):
     required_scopes = _READ
     pagination_class = _cursor("sort_order", "pk")
     serializer_class = DoctorOut
+    queryset = Doctor.objects.none()  # for the OpenAPI filter parameters only
     filter_backends = [DjangoFilterBackend]
     filterset_class = DoctorFilter
 
@@ -273,10 +290,9 @@ class DoctorListView(PartnerListView):
         operation_id="doctors_list", tags=["catalogue"], summary=_("Doctors"),
         responses={200: DoctorOut(many=True), **errors()},
         examples=[OpenApiExample("doctors", response_only=True, value={
-            "next": None, "previous": None, "results": [
-                {"id": 17, "name": "王建国", "name_en": "Wang Jianguo", "title": "chief",
+                "id": 17, "name": "王建国", "name_en": "Wang Jianguo", "title": "chief",
                  "department": "cardiology", "specialties": "冠心病", "intro": "",
-                 "photo_url": "", "fee_fen": 5000}]})])
+                 "photo_url": "", "fee_fen": 5000})])
     def get(self, request, **kwargs):
         qs = Doctor.objects.filter(is_active=True).select_related("department")
         page = self.paginate_queryset(self.filter_queryset(qs))
@@ -314,6 +330,7 @@ class ScheduleListView(_HospitalFilterMixin, PartnerListView):
     required_scopes = _READ
     pagination_class = _cursor("date", "pk")
     serializer_class = ScheduleOut
+    queryset = Schedule.objects.none()  # for the OpenAPI filter parameters only
     filter_backends = [DjangoFilterBackend]
     filterset_class = ScheduleFilter
 
@@ -322,11 +339,9 @@ class ScheduleListView(_HospitalFilterMixin, PartnerListView):
         summary=_("Clinic sessions with remaining places"),
         responses={200: ScheduleOut(many=True), **errors()},
         examples=[OpenApiExample("schedules", response_only=True, value={
-            "next": "http://localhost:8000/api/v1/hospitals/binjiang/schedules/?cursor=cD0yMDI2",
-            "previous": None, "results": [
-                {"id": 391, "doctor": 17, "doctor_name": "王建国", "department": "cardiology",
+                "id": 391, "doctor": 17, "doctor_name": "王建国", "department": "cardiology",
                  "date": "2026-12-03", "period": "am", "status": "open", "fee_fen": 5000,
-                 "capacity": 40, "remaining": 12}]})])
+                 "capacity": 40, "remaining": 12})])
     def get(self, request, **kwargs):
         now = timezone.now()
         qs = (Schedule.objects.select_related("doctor__department")
@@ -340,6 +355,7 @@ class SlotListView(_HospitalFilterMixin, PartnerListView):
     required_scopes = _READ
     pagination_class = _cursor("start", "pk")
     serializer_class = SlotOut
+    queryset = TimeSlice.objects.none()  # for the OpenAPI filter parameters only
     filter_backends = [DjangoFilterBackend]
     filterset_class = SlotFilter
 
@@ -348,12 +364,11 @@ class SlotListView(_HospitalFilterMixin, PartnerListView):
         summary=_("Bookable time slots (号源) with remaining places"),
         responses={200: SlotOut(many=True), **errors()},
         examples=[OpenApiExample("slots", response_only=True, value={
-            "next": None, "previous": None, "results": [
-                {"id": 4471, "schedule": 391, "doctor": 17, "doctor_name": "王建国",
+                "id": 4471, "schedule": 391, "doctor": 17, "doctor_name": "王建国",
                  "department": "cardiology", "date": "2026-12-03",
                  "start": "2026-12-03T08:30:00+08:00", "end": "2026-12-03T09:00:00+08:00",
                  "capacity": 5, "remaining": 3, "fee_fen": 5000, "status": "free",
-                 "released_at": "2026-11-26T08:00:00+08:00"}]})])
+                 "released_at": "2026-11-26T08:00:00+08:00"})])
     def get(self, request, **kwargs):
         qs = TimeSlice.objects.select_related("schedule__doctor__department")
         return self.list_response(qs, SlotOut)
@@ -369,7 +384,7 @@ class PatientIn(serializers.Serializer):
 
 
 class BookingIn(serializers.Serializer):
-    slot = serializers.IntegerField(min_value=1)
+    slot = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     patient = PatientIn()
 
 
@@ -426,8 +441,7 @@ class BookingListView(PartnerListView):
         summary=_("Bookings made by this partner"),
         responses={200: BookingOut(many=True), **errors()},
         examples=[OpenApiExample("own bookings", response_only=True,
-                                 value={"next": None, "previous": None,
-                                        "results": [BOOKING_EXAMPLE]})])
+                                 value=BOOKING_EXAMPLE)])
     def get(self, request, **kwargs):
         return self.list_response(_own_bookings(request, self.hospital), BookingOut)
 

@@ -68,8 +68,7 @@ class WebhookListView(PartnerListView):
     @extend_schema(operation_id="webhooks_list", tags=["webhooks"],
                    summary=_("This partner's webhook endpoints at the hospital"),
                    responses={200: EndpointOut(many=True), **errors()},
-                   examples=[OpenApiExample("endpoints", response_only=True, value={
-                       "next": None, "previous": None, "results": [ENDPOINT_EXAMPLE]})])
+                   examples=[OpenApiExample("endpoints", response_only=True, value=ENDPOINT_EXAMPLE)])
     def get(self, request, **kwargs):
         return self.list_response(_own_endpoints(request, self.hospital), EndpointOut)
 

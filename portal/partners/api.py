@@ -71,7 +71,8 @@ class ApiCursorPagination(CursorPagination):
 
 
 class PartnerAPIMixin:
-    """Auth by API key, scopes per method, a per-key rate limit, and the request's hospital."""
+    # Auth by API key, scopes per method, a per-key rate limit, and the request's hospital.
+    # (No docstring: the OpenAPI description of an operation comes from its own view.)
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsPartner, HasScope]
@@ -134,7 +135,7 @@ class PartnerListView(PartnerAPIMixin, GenericAPIView):
 
 
 class HospitalListView(PartnerListView):
-    """The hospitals this key's partner is granted (platform host only)."""
+    # The hospitals this key's partner is granted (platform host only).
 
     hospital_scoped = False
 
@@ -160,11 +161,10 @@ class HospitalListView(PartnerListView):
         summary=_("Hospitals granted to this key (platform host)"),
         responses={200: OutputSerializer(many=True), **errors()},
         examples=[OpenApiExample("granted hospitals", response_only=True, value={
-            "next": None, "previous": None, "results": [{
                 "code": "binjiang", "name": "滨江市第一人民医院",
                 "name_en": "Binjiang First People's Hospital", "city": "滨江", "level": "3A",
                 "address": "", "phone": "", "time_zone": "Asia/Shanghai",
-                "api_url": "http://localhost:8000/api/v1/hospitals/binjiang/"}]})])
+                "api_url": "http://localhost:8000/api/v1/hospitals/binjiang/"})])
     def get(self, request):
         qs = (Hospital.objects.filter(is_active=True, is_ready=True,
                                       partner_grants__partner_id=request.auth.partner_id)
@@ -175,7 +175,7 @@ class HospitalListView(PartnerListView):
 
 
 class NotFoundView(PartnerAPIView):
-    """Anything under /api/ that is not an endpoint: the API's JSON 404, not an HTML page."""
+    # Anything under /api/ that is not an endpoint: the API's JSON 404, not an HTML page.
 
     authentication_classes: list = []
     permission_classes: list = []

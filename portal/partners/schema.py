@@ -45,3 +45,8 @@ The `code` is stable; the message follows `Accept-Language` (zh-hans by default)
 {codes}
 """
     return result
+
+
+def only_api(endpoints):
+    """The partner API's operations only (not the schema and docs views themselves)."""
+    return [e for e in endpoints if e[0].startswith("/api/v1/")]

@@ -248,6 +248,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Hospital portal partner API",
     "VERSION": "1.0.0",
+    "PREPROCESSING_HOOKS": ["portal.partners.schema.only_api"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "portal.partners.schema.describe"],
     "COMPONENT_SPLIT_REQUEST": True,

@@ -35,7 +35,9 @@ class ApiClient:
     def get(self, path: str, data=None, **headers):
         return self.client.get(self.url(path), data or {}, headers=self._headers(headers))
 
-    def post(self, path: str, body=None, **headers):
+    def post(self, path: str, body=None, idem: str | None = None, **headers):
+        if idem:
+            headers["Idempotency-Key"] = idem
         return self.client.post(self.url(path), json.dumps(body or {}),
                                 content_type="application/json", headers=self._headers(headers))
 
@@ -52,6 +54,17 @@ def make_partner(*hospitals, scopes=None, name: str | None = None, **key_kwargs)
     key, raw = api_key_create(partner=partner, scopes=ALL_SCOPES if scopes is None else scopes,
                               **key_kwargs)
     return partner, key, raw
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Key ids restart with each test database; old windows in Redis must not count."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for k in client.scan_iter("partners:ratelimit:*"):
+        client.delete(k)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def test_slots_on_both_entry_points(api_a, api_a_host, slot_a):
 
 def test_booking_create_returns_payment(api_a, slot_a):
     r = api_a.post("bookings/", {"slot": slot_a[2].pk, "patient": patient_body()},
-                   HTTP_IDEMPOTENCY_KEY="k1")
+                   idem="k1")
     assert r.status_code == 201, r.content
     body = r.json()
     assert body["status"] == "held" and body["payment"]["amount_fen"] == 2000
