@@ -102,13 +102,21 @@ def patient_resolve(*, name: str, id_number: str, mobile: str):
         validate_mobile,
     )
 
+    errors: dict[str, list] = {}
     phone = normalize_mobile(mobile)
-    validate_mobile(phone)
-    number = parse_id_number(id_number).number  # ValidationError with a clear code
+    try:
+        validate_mobile(phone)
+    except ValidationError as exc:
+        errors["mobile"] = exc.error_list
+    try:
+        number = parse_id_number(id_number).number
+    except ValidationError as exc:  # wrong length, characters, birth date or check digit
+        errors["id_number"] = exc.error_list
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": [ValidationError(_("Enter the patient's name."),
-                                                        code="required")]})
+        errors["name"] = [ValidationError(_("Enter the patient's name."), code="required")]
+    if errors:
+        raise ValidationError(errors)
     account = User.objects.filter(phone=phone).first()
     if account is None:
         try:

@@ -111,3 +111,7 @@ def patient_body(name: str = "张伟", id_number: str | None = None, mobile: str
 
 
 __all__ = ["ApiClient", "make_partner", "patient_body", "HOSPITAL_B"]
+
+
+# The sandbox payment provider over HTTP (cashier URLs), shared with the payments tests.
+from tests.payments.conftest import sandbox, sandbox_server  # noqa: E402, F401
