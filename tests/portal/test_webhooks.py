@@ -19,6 +19,13 @@ from portal.notifications.services import event_relay, notify
 from tests.conftest import ROOT, host_client, make_staff, make_user
 
 
+def _partner(name: str):
+    """Webhook endpoints belong to a Partner (the Partners issue linked the former name)."""
+    from portal.partners.models import Partner
+
+    return Partner.objects.get_or_create(name=name)[0]
+
+
 class Receiver:
     """A partner's endpoint: a stdlib HTTP server in a thread that answers `fail` times with
     500, then 200, and keeps every request (headers and raw body)."""
@@ -106,7 +113,7 @@ def readme_verifier():
 
 def test_fails_three_times_then_exactly_one_accepted_delivery(db, hospital_a, receiver, queued):
     r = receiver(fail=3)
-    endpoint = WebhookEndpoint.objects.create(hospital=hospital_a, partner="康健 App", url=r.url,
+    endpoint = WebhookEndpoint.objects.create(hospital=hospital_a, partner=_partner("康健 App"), url=r.url,
                                               events=["booking_confirmed"])
     user = make_user()
     event = _event(hospital_a, recipients=[user])
@@ -155,7 +162,7 @@ def test_dead_after_max_attempts_then_resent_from_admin(db, hospital_a, receiver
                                                         settings):
     settings.WEBHOOK_MAX_ATTEMPTS = 4
     r = receiver(fail=100)
-    WebhookEndpoint.objects.create(hospital=hospital_a, partner="p", url=r.url, events=["*"])
+    WebhookEndpoint.objects.create(hospital=hospital_a, partner=_partner("p"), url=r.url, events=["*"])
     event = _event(hospital_a, kind="announcement")
     event_relay(event_id=event.pk)
     delivery = WebhookDelivery.objects.get()
@@ -205,7 +212,7 @@ def test_admin_creates_endpoint_and_shows_secret_once(db, hospital_a):
     admin = make_staff(hospital_a, "admin")
     client = host_client("alpha.localhost", admin)
     url = "/admin/notifications/webhookendpoint/"
-    response = client.post(url + "add/", {"partner": "康健 App", "url": "https://partner.example/h",
+    response = client.post(url + "add/", {"partner": _partner("康健 App").pk, "url": "https://partner.example/h",
                                           "events": ["booking_confirmed", "schedule_stopped"],
                                           "is_active": "on"}, follow=True)
     assert response.status_code == 200
@@ -221,9 +228,9 @@ def test_admin_creates_endpoint_and_shows_secret_once(db, hospital_a):
 
 def test_platform_operator_sees_all_endpoints_and_deliveries(db, hospital_a, hospital_b,
                                                               operator, queued):
-    WebhookEndpoint.objects.create(hospital=hospital_a, partner="甲伙伴", url="http://a.example/",
+    WebhookEndpoint.objects.create(hospital=hospital_a, partner=_partner("甲伙伴"), url="http://a.example/",
                                    events=["*"])
-    WebhookEndpoint.objects.create(hospital=hospital_b, partner="乙伙伴", url="http://b.example/",
+    WebhookEndpoint.objects.create(hospital=hospital_b, partner=_partner("乙伙伴"), url="http://b.example/",
                                    events=["*"])
     event_relay(event_id=_event(hospital_a).pk)
     client = host_client("localhost", operator)
@@ -261,15 +268,15 @@ def test_verify_signature_rejects_forged_body_wrong_secret_and_stale(db):
 def test_other_hospitals_and_unsubscribed_kinds_get_nothing(db, hospital_a, hospital_b,
                                                             receiver, queued):
     ra, rb, rc = receiver(), receiver(), receiver()
-    WebhookEndpoint.objects.create(hospital=hospital_a, partner="a", url=ra.url,
+    WebhookEndpoint.objects.create(hospital=hospital_a, partner=_partner("a"), url=ra.url,
                                    events=["schedule_stopped"])
-    WebhookEndpoint.objects.create(hospital=hospital_b, partner="b", url=rb.url, events=["*"])
-    WebhookEndpoint.objects.create(hospital=hospital_a, partner="off", url=rc.url, events=["*"],
+    WebhookEndpoint.objects.create(hospital=hospital_b, partner=_partner("b"), url=rb.url, events=["*"])
+    WebhookEndpoint.objects.create(hospital=hospital_a, partner=_partner("off"), url=rc.url, events=["*"],
                                    is_active=False)
     for kind in ("booking_confirmed", "schedule_stopped", "announcement"):
         event_relay(event_id=_event(hospital_a, kind=kind).pk)
     deliveries = list(WebhookDelivery.objects.select_related("event"))
-    assert [(d.endpoint.partner, d.event.kind) for d in deliveries] == [("a", "schedule_stopped")]
+    assert [(d.endpoint.partner.name, d.event.kind) for d in deliveries] == [("a", "schedule_stopped")]
     for d in deliveries:
         webhooks.deliver(d.pk)
     assert len(ra.requests) == 1 and not rb.requests and not rc.requests
@@ -277,7 +284,7 @@ def test_other_hospitals_and_unsubscribed_kinds_get_nothing(db, hospital_a, hosp
 
 
 def test_sweeper_requeues_overdue_deliveries(db, hospital_a, queued):
-    WebhookEndpoint.objects.create(hospital=hospital_a, partner="p", url="http://127.0.0.1:9/",
+    WebhookEndpoint.objects.create(hospital=hospital_a, partner=_partner("p"), url="http://127.0.0.1:9/",
                                    events=["*"])
     event_relay(event_id=_event(hospital_a).pk)
     delivery = WebhookDelivery.objects.get()
@@ -323,7 +330,7 @@ def test_real_worker_retries_until_exactly_one_accepted_delivery(committed_db, t
     saved_broker = app.conf.broker_url
     r = receiver(fail=3)
     endpoint = WebhookEndpoint.objects.create(
-        hospital=Hospital.objects.get(code="alpha"), partner=f"worker-test-{os.getpid()}",
+        hospital=Hospital.objects.get(code="alpha"), partner=_partner(f"worker-test-{os.getpid()}"),
         url=r.url, events=["announcement"])
     event = None
     worker = _start(_worker_cmd(), env, open(tmp_path / "worker.log", "wb"))
