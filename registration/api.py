@@ -53,7 +53,7 @@ def _latest_open_day(hospital):
 
 
 class DepartmentOut(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = Department

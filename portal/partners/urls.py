@@ -14,8 +14,19 @@ from .api import HospitalListView, NotFoundView
 hospital_resources = ([*registration_api.urlpatterns, *payments_api.urlpatterns,
                        *notifications_api.urlpatterns], "api")
 
+
+
+class SchemaView(SpectacularAPIView):
+    """The schema of the host asked: the platform's paths on the platform host, a hospital's
+    own /api/v1/ paths on its host (django-tenants picks the URLconf per request)."""
+
+    def get(self, request, *args, **kwargs):
+        self.urlconf = getattr(request, "urlconf", None)
+        return super().get(request, *args, **kwargs)
+
+
 docs = [
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]
