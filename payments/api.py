@@ -65,7 +65,7 @@ class BillOut(serializers.ModelSerializer):
 
 BILL_EXAMPLE = {
     "id": 52, "bill_no": "B261201100000AB12CD34", "status": "unpaid",
-    "patient": {"name": "张伟", "id_number": "110101********0017", "mobile": "138****8000"},
+    "patient": {"name": "张伟", "id_number": "110101********0011", "mobile": "138****8000"},
     "department": "cardiology", "doctor_name": "王建国", "total_fen": 15800,
     "insurance_fen": None, "self_pay_fen": None,
     "items": [{"name": "血常规", "item_class": "A", "unit_price_fen": 2500, "quantity": 1,
@@ -106,7 +106,7 @@ class BillListView(PartnerListView):
             (422, "patient_mismatch",
              "This resident ID is registered under another name for this mobile number."))},
         examples=[OpenApiExample("bill", request_only=True, value={
-            "patient": {"name": "张伟", "id_number": "110101199003070017",
+            "patient": {"name": "张伟", "id_number": "110101199003070011",
                         "mobile": "13800138000"},
             "department": "cardiology", "doctor_name": "王建国",
             "items": [{"name": "血常规", "item_class": "A", "unit_price_fen": 2500, "quantity": 1},

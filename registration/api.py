@@ -176,7 +176,7 @@ BOOKING_EXAMPLE = {
     "doctor_name": "王建国", "department": "cardiology", "date": "2026-12-03",
     "start": "2026-12-03T08:30:00+08:00", "end": "2026-12-03T09:00:00+08:00",
     "queue_number": 6, "fee_fen": 2000,
-    "patient": {"name": "张伟", "id_number": "110101********0017", "mobile": "138****8000"},
+    "patient": {"name": "张伟", "id_number": "110101********0011", "mobile": "138****8000"},
     "hold_expires_at": "2026-12-01T10:15:00+08:00",
     "payment": {"order_no": "P261201100000A1B2C3D4E5", "amount_fen": 2000, "status": "created",
                 "expires_at": "2026-12-01T10:15:00+08:00",
@@ -455,7 +455,7 @@ class BookingListView(PartnerListView):
         parameters=[IDEMPOTENCY_PARAM], request=BookingIn,
         responses={201: BookingOut, **BOOKING_ERRORS},
         examples=[OpenApiExample("book", request_only=True, value={
-            "slot": 4471, "patient": {"name": "张伟", "id_number": "110101199003070017",
+            "slot": 4471, "patient": {"name": "张伟", "id_number": "110101199003070011",
                                       "mobile": "13800138000"}}),
                   OpenApiExample("held", response_only=True, status_codes=["201"],
                                  value=BOOKING_EXAMPLE)])
