@@ -437,3 +437,19 @@ def test_fake_messaging_app_runs_as_its_own_process(tmp_path):
             assert json.loads(r.read())["messages"] == []
     finally:
         stop_process(proc)
+
+
+def test_messaging_app_concurrent_refresh_fetches_one_token(db, fake_app, settings):
+    """Eight senders find the token refused at once: one fetches a new token (under a Redis
+    lock), the others take it: with WeChat every fetch would invalidate the others' token."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    redis.Redis.from_url(settings.REDIS_URL).delete(messaging_app.token_cache_key())
+    old = messaging_app.access_token()
+    assert fake_app.token_requests == 1
+    with ThreadPoolExecutor(8) as pool:
+        new = set(pool.map(lambda _: messaging_app.access_token(replacing=old), range(8)))
+    assert len(new) == 1 and old not in new
+    assert fake_app.token_requests == 2
+    ttl = redis.Redis.from_url(settings.REDIS_URL).ttl(messaging_app.token_cache_key())
+    assert 7200 - 300 - 5 <= ttl <= 7200 - 300  # renewed five minutes before the app's expiry
