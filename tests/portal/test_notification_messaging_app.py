@@ -240,6 +240,26 @@ def test_messaging_app_per_event_template_and_language(db, fake_app, hospital_a,
     assert fake_app.sent[-1]["template_id"] == "tpl-announcement"
 
 
+def test_messaging_app_uses_the_hospitals_own_wording(db, fake_app, hospital_a, hospital_b):
+    from portal.notifications.models import NotificationTemplate
+
+    NotificationTemplate.objects.create(hospital=hospital_a, kind="booking_cancelled",
+                                        language="zh-hans", title="【甲院】已取消：%(doctor)s",
+                                        body="%(name)s 的预约已取消。")
+    user = make_user(name="改写")
+    messaging_app_bind(user=user, app_id=APPID, openid=openid_for(APPID, "改写"))
+    context = {"doctor": "王医生", "day": "12-01", "name": "改写", "number": 3}
+    for hospital in (hospital_a, hospital_b):
+        event = notify(kind="booking_cancelled", hospital=hospital, recipients=[user],
+                       context=context)
+        chunk_deliver(event_id=event.pk, user_ids=[user.pk])
+    a, b = fake_app.sent[-2:]
+    assert a["data"]["first"]["value"] == "【甲院】已取消：王医生"
+    assert a["data"]["keyword2"]["value"] == "改写 的预约已取消。"
+    assert b["data"]["first"]["value"] == "预约已取消：王医生，12-01"  # B: the built-in text
+    assert b["data"]["keyword1"]["value"] == hospital_b.name
+
+
 def test_messaging_app_unbound_after_planning_is_not_sent(db, fake_app, hospital_a):
     user = make_user(name="解绑")
     messaging_app_bind(user=user, app_id=APPID, openid=openid_for(APPID, "解绑"))
