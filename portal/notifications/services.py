@@ -24,7 +24,10 @@ from django.utils.translation import gettext as _
 
 from portal.errors import DomainError
 
-from . import messaging_app, webhooks  # partner webhooks (also registers its tasks in every worker)
+from . import (
+    messaging_app,
+    webhooks,  # partner webhooks (also registers its tasks in every worker)
+)
 from .models import ChannelPreference, Delivery, InboxMessage, OutboxEvent
 
 log = logging.getLogger(__name__)
