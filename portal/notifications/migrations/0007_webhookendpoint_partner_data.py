@@ -25,7 +25,7 @@ def partners_to_names(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("notifications", "0005_webhookendpoint_partner_link"),
+        ("notifications", "0006_webhookendpoint_partner_link"),
     ]
 
     operations = [migrations.RunPython(names_to_partners, partners_to_names)]

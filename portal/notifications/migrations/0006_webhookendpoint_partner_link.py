@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("notifications", "0004_webhooks"),
+        ("notifications", "0005_messaging_app_channel"),
         ("partners", "0001_initial"),
     ]
 

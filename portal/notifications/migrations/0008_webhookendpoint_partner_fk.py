@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("notifications", "0006_webhookendpoint_partner_data"),
+        ("notifications", "0007_webhookendpoint_partner_data"),
     ]
 
     operations = [
