@@ -200,8 +200,9 @@ def run(args, env: dict, tmp: Path, procs: list) -> dict:
                 {"Host": "localhost", "X-Api-Key": key, "Accept": "application/json"})
 
     def page_req(k: int) -> tuple:
+        # Accept */* as in booking_rush: a browser's text/html first gets the passive SSO check
         return ("GET", "/", None, {"Host": f"{codes[k % len(codes)]}.localhost",
-                                   "Accept": "text/html"})
+                                   "Accept": "*/*"})
 
     # Sanity: one slot search returns a full page of slots.
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

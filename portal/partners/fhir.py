@@ -13,7 +13,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from django.db.models import F, Q
-from django.urls import path
+from django.urls import path, re_path
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema
@@ -277,7 +277,11 @@ class SlotSearch(FhirView):
                 request.GET["service-type"]))
         status = request.GET.get("status")
         if status is not None:
-            free = Q(schedule__status="open", booked__lt=F("capacity"), start__gt=timezone.now())
+            from registration.api import _latest_open_day
+
+            # free = bookable now (the Slot resource's status uses the same rule)
+            free = Q(schedule__status="open", booked__lt=F("capacity"), start__gt=timezone.now(),
+                     schedule__date__lte=_latest_open_day(self.hospital))
             if status == "free":
                 qs = qs.filter(free)
             elif status == "busy":
@@ -285,10 +289,6 @@ class SlotSearch(FhirView):
             else:
                 raise exceptions.ValidationError({"status": ["status is free or busy."]})
         rows = qs
-        if status == "free":  # not yet released slices are busy for now
-            from registration.api import _latest_open_day
-
-            rows = qs.filter(schedule__date__lte=_latest_open_day(self.hospital))
         return self.bundle(request, rows, slot_resource)
 
 
@@ -337,6 +337,16 @@ class Metadata(FhirView):
             ]}]})
 
 
+class NotSupported(FhirView):
+    """Any other resource type or interaction: an OperationOutcome 404 (after the key checks)."""
+
+    @extend_schema(exclude=True)
+    def get(self, request, *args, **kwargs):
+        raise exceptions.NotFound()
+
+    post = put = patch = delete = get
+
+
 urlpatterns = [
     path("metadata", Metadata.as_view()),
     path("Practitioner", PractitionerSearch.as_view()),
@@ -347,4 +357,5 @@ urlpatterns = [
     path("Slot/<int:pk>", SlotSearch.as_view()),
     path("Appointment", AppointmentSearch.as_view()),
     path("Appointment/<int:pk>", AppointmentSearch.as_view()),
+    re_path(r"^.*$", NotSupported.as_view()),
 ]

@@ -138,3 +138,12 @@ def patient_resolve(*, name: str, id_number: str, mobile: str):
     member = family_member_add(account=account, name=name, relation=relation, id_number=number,
                                phone=phone)
     return account, member
+
+
+def idempotency_records_purge(*, limit: int = 10000) -> int:
+    """Delete expired Idempotency-Key records (hourly, beat). Returns how many."""
+    from .models import IdempotencyRecord
+
+    ids = list(IdempotencyRecord.objects.filter(expires_at__lte=timezone.now())
+               .values_list("pk", flat=True)[:limit])
+    return IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]

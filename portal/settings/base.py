@@ -188,6 +188,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "notifications-webhooks-sweep": {
         "task": "notifications.webhook_sweep", "schedule": 60.0, "tenant_schemas": ["public"],
     },
+    "partners-idempotency-purge": {
+        "task": "partners.idempotency_purge", "schedule": 3600.0, "tenant_schemas": ["public"],
+    },
     "sso-tickets-cleanup": {
         "task": "accounts.sso_tickets_cleanup",
         "schedule": 3600.0,

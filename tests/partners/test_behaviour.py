@@ -167,3 +167,24 @@ def test_slot_filters(hospital_a, api_a, slot_a):
 @pytest.mark.parametrize("path", ["departments/", "doctors/", "schedules/", "slots/"])
 def test_catalogue_lists_answer_on_hospital_host(api_a_host, slot_a, path):
     assert api_a_host.get(path).status_code == 200
+
+
+def test_idempotency_records_expire_and_are_purged(api_a, slot_a, partner_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.partners.models import IdempotencyRecord
+    from portal.partners.services import idempotency_records_purge
+
+    body = {"slot": slot_a[2].pk, "patient": patient_body()}
+    first = api_a.post("bookings/", body, idem="old")
+    IdempotencyRecord.objects.filter(api_key=partner_a[1]).update(
+        expires_at=timezone.now() - timedelta(seconds=1))
+    # an expired key is fresh again: the request runs anew (here: the same patient, a duplicate)
+    again = api_a.post("bookings/", body, idem="old")
+    assert "Idempotent-Replayed" not in again.headers and again.json() != first.json()
+    IdempotencyRecord.objects.filter(api_key=partner_a[1]).update(
+        expires_at=timezone.now() - timedelta(seconds=1))
+    assert idempotency_records_purge() >= 1
+    assert not IdempotencyRecord.objects.filter(api_key=partner_a[1]).exists()

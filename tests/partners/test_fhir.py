@@ -114,3 +114,23 @@ def test_fhir_grants_scopes_and_keys(partner_b, hospital_a, slot_a):
     api_key_revoke(api_key=key)
     r = ApiClient(raw, prefix="/fhir/r4/alpha").get("Appointment")
     assert r.status_code == 401 and r.json()["issue"][0]["details"]["text"] == "api_key_revoked"
+
+
+def test_fhir_unknown_resource_is_an_operation_outcome(fhir_a):
+    r = fhir_a.get("Patient")
+    assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_fhir_not_yet_released_slots_are_busy(hospital_a, fhir_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.registration.conftest import make_session
+
+    with in_schema(hospital_a):
+        _, far = make_session(day=timezone.localdate() + timedelta(days=8), name="远期医生")
+    ref = f"Schedule/{far.pk}"
+    assert _bundle(fhir_a.get("Slot", {"schedule": ref, "status": "free"}))["total"] == 0
+    busy = _bundle(fhir_a.get("Slot", {"schedule": ref, "status": "busy"}))
+    assert busy["total"] == 4 and {e["resource"]["status"] for e in busy["entry"]} == {"busy"}
