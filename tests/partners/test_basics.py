@@ -53,3 +53,25 @@ def test_every_operation_has_an_example(platform_client):
             has = any("examples" in c for r in op["responses"].values()
                       for c in r.get("content", {}).values())
             assert has or method == "delete", f"{method} {path}"
+
+
+def test_slot_fast_path_matches_serializer(hospital_a, slot_a):
+    """The slot list writes rows by hand (the hottest read): same output as SlotOut."""
+    from registration.api import _SLOT_FIELDS, SlotOut, slot_rows
+    from registration.models import Schedule, TimeSlice
+    from tests.conftest import in_schema
+
+    with in_schema(hospital_a):
+        TimeSlice.objects.filter(pk=slot_a[2].pk).update(booked=2)
+        qs = TimeSlice.objects.filter(schedule=slot_a[1]).order_by("start")
+        expected = [dict(SlotOut(s).data) for s in qs.select_related("schedule__doctor__department")]
+        _same(slot_rows(qs.values(*_SLOT_FIELDS)), expected)
+        Schedule.objects.filter(pk=slot_a[1].pk).update(status="stopped")
+        expected = [dict(SlotOut(s).data) for s in qs.select_related("schedule__doctor__department")]
+        _same(slot_rows(qs.values(*_SLOT_FIELDS)), expected)
+
+
+def _same(rows: list[dict], expected: list[dict]) -> None:
+    assert len(rows) == len(expected)
+    for a, b in zip(rows, expected, strict=True):
+        assert {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)} == {}
