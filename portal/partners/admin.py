@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.admin_sites import PlatformModelAdmin, platform_admin_site
 
 from . import services
+from .auth import auth_cache
 from .models import ApiKey, Grant, Partner, Scope
 
 
@@ -108,6 +109,7 @@ class ApiKeyAdmin(PlatformModelAdmin):
     @admin.action(description=_("Revoke the selected keys"))
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        auth_cache.invalidate()
         self.message_user(request, _("%(count)d keys revoked.") % {"count": count})
 
 

@@ -9,6 +9,7 @@ the same view serves `/api/v1/...` with the hospital implied by the host.
 
 from __future__ import annotations
 
+import copy
 import zoneinfo
 
 from django.db import connection
@@ -23,7 +24,7 @@ from rest_framework.views import APIView
 
 from tenants.models import Hospital
 
-from .auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasScope, IsPartner
+from .auth import _MISSING, ApiKeyAuthentication, ApiKeyRateThrottle, HasScope, IsPartner, auth_cache
 from .models import Grant
 
 
@@ -104,17 +105,28 @@ class PartnerAPIMixin:
         partner_id = request.auth.partner_id
         tenant = getattr(request, "tenant", None)
         if tenant is None or tenant.is_public:
-            # One query: the hospital by code, only if active, ready and granted to the partner.
-            hospital = (Hospital.objects.filter(code=self._hospital_code, is_active=True,
-                                                is_ready=True, partner_grants__partner_id=partner_id)
-                        .exclude(schema_name="public").first()) if self._hospital_code else None
+            # The hospital by code, only if active, ready and granted to the partner: one query,
+            # cached per process (auth_cache: invalidated when grants or hospitals change).
+            cache_key = ("hospital", partner_id, self._hospital_code)
+            hospital = auth_cache.get(cache_key, _MISSING)
+            if hospital is _MISSING:
+                hospital = (Hospital.objects.filter(
+                    code=self._hospital_code, is_active=True, is_ready=True,
+                    partner_grants__partner_id=partner_id).exclude(schema_name="public").first()
+                    if self._hospital_code else None)
+                auth_cache.put(cache_key, hospital)
             if hospital is None:
                 raise exceptions.NotFound()
+            hospital = copy.copy(hospital)
             connection.set_tenant(hospital)
             self._switched = True
             timezone.activate(zoneinfo.ZoneInfo(hospital.time_zone))
             return hospital
-        if not Grant.objects.filter(partner_id=partner_id, hospital_id=tenant.pk).exists():
+        granted = auth_cache.get(("grant", partner_id, tenant.pk))
+        if granted is None:
+            granted = Grant.objects.filter(partner_id=partner_id, hospital_id=tenant.pk).exists()
+            auth_cache.put(("grant", partner_id, tenant.pk), granted)
+        if not granted:
             raise exceptions.NotFound()
         return tenant
 

@@ -8,4 +8,4 @@ class PartnersConfig(AppConfig):
     verbose_name = _("Partners")
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  (OpenAPI security scheme for the key header)
+        from . import schema, signals  # noqa: F401  (OpenAPI security scheme; cache upkeep)

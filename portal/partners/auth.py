@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import timedelta
 
@@ -24,6 +25,66 @@ API_KEY_HEADER = "X-Api-Key"
 # last_used_at is written at most this often per key (a write per request would cost more
 # than the request itself).
 _TOUCH_EVERY = timedelta(seconds=60)
+
+
+GENERATION_KEY = "partners:auth-generation"
+_TTL_SECONDS = 30.0
+_GENERATION_CHECK_SECONDS = 1.0
+
+
+class _AuthCache:
+    """Per process: API keys by prefix, and the partner's hospital by code, for a few seconds.
+
+    Every request of the API needs both; this takes two queries off each. Any change to a
+    key, partner or grant (and, through the host cache's counter, to a hospital or domain)
+    bumps a generation counter in Redis that each process reads at most once a second, so a
+    revoked key stops working everywhere within a second (within the TTL if Redis is down)
+    and at once in the process that revoked it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple, tuple[float, object]] = {}
+        self._generation: list | None = None
+        self._checked_at = 0.0
+
+    def _check_generation(self, now: float) -> None:
+        if now - self._checked_at < _GENERATION_CHECK_SECONDS:
+            return
+        self._checked_at = now
+        from portal.middleware import DOMAIN_GENERATION_KEY
+
+        try:
+            generation = _client().mget([GENERATION_KEY, DOMAIN_GENERATION_KEY])
+        except redis.RedisError:
+            return
+        if generation != self._generation:
+            with self._lock:
+                self._entries.clear()
+                self._generation = generation
+
+    def get(self, key: tuple, default=None):
+        now = time.monotonic()
+        self._check_generation(now)
+        entry = self._entries.get(key)
+        if entry and now - entry[0] < _TTL_SECONDS:
+            return entry[1]
+        return default
+
+    def put(self, key: tuple, value) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic(), value)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._entries.clear()
+        try:
+            _client().incr(GENERATION_KEY)
+        except redis.RedisError:
+            log.warning("could not publish a partner auth cache invalidation (Redis unreachable)")
+
+
+_MISSING = object()
+auth_cache = _AuthCache()
 
 
 class PartnerPrincipal:
@@ -56,7 +117,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         parsed = parse_key(raw)
         key = None
         if parsed is not None:
-            key = ApiKey.objects.select_related("partner").filter(prefix=parsed[0]).first()
+            key = auth_cache.get(("key", parsed[0]), _MISSING)
+            if key is _MISSING:
+                key = ApiKey.objects.select_related("partner").filter(prefix=parsed[0]).first()
+                auth_cache.put(("key", parsed[0]), key)
         if key is None or not key_matches(key, parsed[1]):
             raise exceptions.AuthenticationFailed(_("Invalid API key."), code="invalid_api_key")
         if key.revoked_at is not None:
@@ -68,6 +132,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now  # the cached row too
         return PartnerPrincipal(key), key
 
     def authenticate_header(self, request) -> str:

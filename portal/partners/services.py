@@ -60,7 +60,10 @@ def api_key_create(*, partner: Partner, scopes: list[str], name: str = "",
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
+    from .auth import auth_cache
+
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    auth_cache.invalidate()  # every process drops its cached keys within a second
 
 
 def grant_create(*, partner: Partner, hospital) -> Grant:

@@ -144,3 +144,24 @@ def test_access_key_is_stored_hashed(partner_a):
     key, raw = partner_a[1], partner_a[2]
     assert raw.startswith(f"hpk_{key.prefix}_") and raw not in key.key_hash
     assert len(key.key_hash) == 64
+
+
+def test_access_key_cache_follows_revocation_everywhere(partner_a, api_a, slot_a):
+    """Keys and grants are cached per process; a revocation made elsewhere (here: a bare
+    UPDATE, then the generation bump every revoking path makes) ends them within a second."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from portal.partners.auth import auth_cache
+    from portal.partners.models import ApiKey
+
+    assert api_a.get("slots/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert api_a.get("slots/").status_code == 200
+    # cached key and hospital: no key or grant lookup, only the schema switch and the slots
+    assert not any("partners_apikey" in q["sql"] or "partners_grant" in q["sql"]
+                   for q in queries.captured_queries)
+    ApiKey.objects.filter(pk=partner_a[1].pk).update(revoked_at=timezone.now())
+    auth_cache.invalidate()
+    _assert_error(api_a.get("slots/"), 401, "api_key_revoked")

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from portal.partners.services import patient_resolve
 from registration.models import Booking, BookingBan, Schedule, TimeSlice
-from tenants.models import Hospital
 from tests.conftest import in_schema
 from tests.partners.conftest import patient_body
 from tests.registration.conftest import make_session
@@ -143,7 +142,8 @@ def test_booking_api_cancel_after_cutoff_refused(hospital_a, api_a):
         slot = _first(schedule)
     created = api_a.post("bookings/", {"slot": slot.pk, "patient": patient_body()}).json()
     assert created["status"] == "confirmed" and created["payment"] is None
-    Hospital.objects.filter(pk=hospital_a.pk).update(cancel_cutoff_hour=0)
+    hospital_a.cancel_cutoff_hour = 0  # saved (not .update()): caches of hospitals follow saves
+    hospital_a.save(update_fields=["cancel_cutoff_hour"])
     response = api_a.post(f"bookings/{created['id']}/cancel/", {})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "cancel_cutoff_passed"
