@@ -29,7 +29,7 @@ def api_server(django_db_setup, django_db_blocker, tmp_path_factory):
 
     with django_db_blocker.unblock():
         hospital = Hospital.objects.get(code="alpha")
-        _, _, raw = make_partner(hospital, name=f"schemathesis-{time.time_ns()}")
+        partner, _, raw = make_partner(hospital, name=f"schemathesis-{time.time_ns()}")
         with in_schema(hospital):
             make_session(name=f"契约医生{time.time_ns() % 10**6}")
         connection.set_schema_to_public()
@@ -44,6 +44,13 @@ def api_server(django_db_setup, django_db_blocker, tmp_path_factory):
     _wait_for(lambda: _port_up(port), 60, "web server", proc)
     yield port, raw
     stop_process(proc)
+    with django_db_blocker.unblock():
+        # Committed data: webhook endpoints it registered would receive other tests' events.
+        from portal.notifications.models import WebhookEndpoint
+
+        WebhookEndpoint.objects.filter(partner=partner).delete()
+        partner.is_active = False
+        partner.save(update_fields=["is_active"])
 
 
 def test_api_schemathesis_no_5xx_and_conforms(api_server):
