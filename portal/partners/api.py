@@ -19,6 +19,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -71,12 +72,24 @@ class ApiCursorPagination(CursorPagination):
     ordering = "pk"
 
 
+class HasHospitalGrant(BasePermission):
+    """The request's hospital (the {code} of the platform path, or the hospital's own host) must
+    be granted to the key's partner; it then becomes the request's schema. Anything else is
+    404, never 403: a partner cannot tell a hospital it lacks from one that does not exist.
+    Checked after the key (401) and the scope (403)."""
+
+    def has_permission(self, request, view) -> bool:
+        if getattr(view, "hospital_scoped", False):
+            view.hospital = view.enter_hospital(request)  # raises NotFound
+        return True
+
+
 class PartnerAPIMixin:
     # Auth by API key, scopes per method, a per-key rate limit, and the request's hospital.
     # (No docstring: the OpenAPI description of an operation comes from its own view.)
 
     authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [IsPartner, HasScope]
+    permission_classes = [IsPartner, HasScope, HasHospitalGrant]
     throttle_classes = [ApiKeyRateThrottle]
     #: method -> scope the key needs, e.g. {"GET": "schedules:read"}
     required_scopes: dict[str, str] = {}
@@ -96,12 +109,7 @@ class PartnerAPIMixin:
                 connection.set_schema_to_public()
                 timezone.deactivate()
 
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)  # 401, then 403 (scope), then 429
-        if self.hospital_scoped:
-            self.hospital = self._enter_hospital(request)
-
-    def _enter_hospital(self, request) -> Hospital:
+    def enter_hospital(self, request) -> Hospital:
         partner_id = request.auth.partner_id
         tenant = getattr(request, "tenant", None)
         if tenant is None or tenant.is_public:
