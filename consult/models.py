@@ -217,7 +217,7 @@ class Consultation(models.Model):
         CLOSED = "closed", _("Closed")
         TIMED_OUT = "timed_out", _("Timed out (refund in progress)")
         REFUNDED = "refunded", _("Refunded")
-        CANCELLED = "cancelled", _("Cancelled (not paid)")
+        CANCELLED = "cancelled", _("Cancelled")
 
     OPEN = (Status.WAITING, Status.ACTIVE)
 

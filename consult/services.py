@@ -538,7 +538,8 @@ def consultation_timeout(*, consultation_id: int, now: datetime | None = None) -
 
 
 def consultation_refund_settle(*, consultation_id: int) -> bool:
-    """Timed out (or cancelled while waiting) and the money is back: mark it refunded."""
+    """Timed out and the provider has confirmed the refund (its callback): mark it refunded.
+    (The provider answers a refund request with "processing"; the beat job settles later.)"""
     with transaction.atomic():
         c = _lock(consultation_id)
         if c is None or c.status != Consultation.Status.TIMED_OUT:
@@ -575,7 +576,7 @@ def consultations_timeout_due(*, limit: int = 200) -> int:
 
 def consultation_cancel(*, consultation: Consultation, by) -> Consultation:
     """The patient gives up: an unpaid one is cancelled; one no doctor has answered yet is
-    refunded in full."""
+    cancelled and refunded in full."""
     with transaction.atomic():
         c = _lock(consultation.pk)
         if c is None or c.account_id != by.pk:
@@ -589,7 +590,7 @@ def consultation_cancel(*, consultation: Consultation, by) -> Consultation:
         if c.status != Consultation.Status.WAITING:
             raise ConsultationNotOpen(_("A consultation the doctor has answered cannot be "
                                         "cancelled."))
-        c.status, c.closed_at = Consultation.Status.TIMED_OUT, timezone.now()
+        c.status, c.closed_at = Consultation.Status.CANCELLED, timezone.now()
         c.save(update_fields=["status", "closed_at"])
         _event(c, "cancelled", source="patient", actor=by, before=before)
         refund_id = None
@@ -600,7 +601,6 @@ def consultation_cancel(*, consultation: Consultation, by) -> Consultation:
                 key=f"consult-cancel-{c.pk}").pk
     if refund_id is not None:
         payments.refund_submit(refund_id=refund_id)
-    consultation_refund_settle(consultation_id=c.pk)
     c.refresh_from_db()
     return c
 

@@ -86,6 +86,20 @@ def pay(consultation, txn: str | None = None):
     return consultation
 
 
+def refund_callback(order):
+    """The provider's "refund succeeded" callback for each pending refund of an order."""
+    from payments import services as pay_svc
+    from payments.models import Refund
+    from payments.providers.base import Notice
+
+    for refund in Refund.objects.filter(order=order, status="pending"):
+        pay_svc.notice_apply(provider="sandbox", notice=Notice(
+            notification_id=f"r-{refund.out_refund_no}", kind="refund",
+            out_trade_no=order.out_trade_no, status="succeeded", amount_fen=refund.amount_fen,
+            currency="CNY", out_refund_no=refund.out_refund_no,
+            provider_refund_id=refund.provider_refund_id or "SBR-test"))
+
+
 @pytest.fixture
 def alpha_doctor(hospital_a):
     with in_schema(hospital_a):
