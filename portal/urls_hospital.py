@@ -14,6 +14,7 @@ urlpatterns = [
     path("inbox/", inbox_views.inbox, name="inbox"),
     path("inbox/preferences/", inbox_views.preferences, name="inbox_preferences"),
     path("payments/", include("payments.urls")),
+    path("", include("consult.urls")),
     path("sso/callback/", sso.callback, name="sso_callback"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("health/", health.health, name="health"),
