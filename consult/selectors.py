@@ -91,7 +91,7 @@ def quality(group_by: str) -> list[dict]:
             .values(group_by)
             .annotate(n=Count("pk"),
                       timeouts=Count("pk", filter=Q(status__in=timed_out)),
-                      rating=Avg("rating"), ratings=Count("rating"))
+                      avg_rating=Avg("rating"), n_ratings=Count("rating"))
             .order_by(group_by))
     pct = _percentiles(group_by)
     model = Doctor if group_by == "doctor" else Department
@@ -101,5 +101,5 @@ def quality(group_by: str) -> list[dict]:
         p50, p90 = pct.get(r[group_by], (None, None))
         out.append({"who": names.get(r[group_by]), "n": r["n"], "p50": p50, "p90": p90,
                     "timeout_rate": r["timeouts"] / r["n"] if r["n"] else 0,
-                    "rating": r["rating"], "ratings": r["ratings"]})
+                    "rating": r["avg_rating"], "ratings": r["n_ratings"]})
     return out
