@@ -26,7 +26,8 @@ def test_consult_home_lists_online_doctors_and_links_from_header(hospital_a, alp
     assert page.status_code == 200 and doctor.name in page.content.decode()
 
 
-def test_consult_red_flag_answers_show_emergency_advice_and_charge_nothing(hospital_a, alpha_doctor, client_a):
+def test_consult_red_flag_answers_show_emergency_advice_and_charge_nothing(hospital_a, alpha_doctor,
+                                                                          client_a):
     doctor, _ = alpha_doctor
     user, member = make_patient("急症")
     client_a.force_login(user)
@@ -95,7 +96,8 @@ def test_consultation_ids_do_not_cross_hospitals(hospital_a, hospital_b, alpha_d
     assert response.status_code == 404 or "咳嗽两天" not in response.content.decode()
 
 
-def test_conversation_polling_returns_new_messages_and_status(hospital_a, alpha_doctor, client_a, settings, tmp_path):
+def test_conversation_polling_returns_new_messages_and_status(hospital_a, alpha_doctor, client_a,
+                                                              settings, tmp_path):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     settings.MEDIA_ROOT = tmp_path
