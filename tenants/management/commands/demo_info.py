@@ -24,6 +24,9 @@ class Command(BaseCommand):
             w(f"    hospital admin    http://{h['domain']}:{port}/admin/   "
               f"{h['admin']['phone']} / {h['admin']['password']}")
         w(f"  Demo patient        {demo.PATIENT['phone']} / {demo.PATIENT['password']}")
+        doc = demo.CONSULT_DOCTOR["account"]
+        w(f"  Demo doctor         http://{demo.HOSPITALS[0]['domain']}:{port}/workbench/   "
+          f"{doc['phone']} / {doc['password']}")
         w(f"  Health              http://localhost:{port}/health/")
         w("  Sandbox payments    http://localhost:8001/  (cashier pages open from the site)")
         w("  Fake SMS gateway    http://127.0.0.1:8002/v1/messages  (every SMS sent)")
