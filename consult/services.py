@@ -347,7 +347,15 @@ def _start_clock(c: Consultation) -> None:
 
 
 def _schedule_timeout(c: Consultation) -> None:
+    """A task at the deadline, when the deadline is near enough. Redis hands a task with a
+    later ETA out again every visibility timeout (duplicates every hour for a 12 h limit), so
+    long deadlines are left to the per-minute beat job alone."""
+    from django.conf import settings
+
     pk, eta = c.pk, c.deadline_at
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    if (eta - timezone.now()).total_seconds() > visibility * 0.9:
+        return
 
     def send():
         from .tasks import consultation_timeout_task

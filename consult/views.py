@@ -111,10 +111,15 @@ def triage_result(request: HttpRequest, pk: int) -> HttpResponse:
     if deciding and deciding.get("suggest_department_id"):
         suggest = Department.objects.filter(pk=deciding["suggest_department_id"]).first()
     settings_row = services.consult_settings()
-    fee = (services.consult_fee_fen(doctor=result.doctor) if result.doctor
-           else settings_row.department_fee_fen) if result.outcome == Outcome.ONLINE_OK else 0
+    fee, error = 0, None
+    if result.outcome == Outcome.ONLINE_OK:
+        try:
+            fee = (services.consult_fee_fen(doctor=result.doctor) if result.doctor
+                   else settings_row.department_fee_fen)
+        except services.ConsultError as exc:  # the doctor stopped consulting meanwhile
+            error = exc.message
     context = {"result": result, "deciding": deciding, "suggest": suggest,
-               "settings": settings_row, "fee_fen": fee}
+               "settings": settings_row, "fee_fen": fee, "error": error}
     if request.method == "POST":
         try:
             c = services.consultation_start(triage=result, account=request.user,
