@@ -671,12 +671,15 @@ def _clean_item(item: dict, order: int) -> LabItem:
 
 
 def report_create(*, kind: str, title: str, patient_card=None, family_member=None,
-                  items: list[dict] | tuple = (), body: str = "", conclusion: str = "",
+                  medical_record_number: str | None = None, items: list[dict] | tuple = (),
+                  body: str = "", conclusion: str = "",
                   department=None, doctor_name: str = "", issued_at: datetime | None = None,
                   by=None, source: str = "staff", external_id: str | None = None) -> Record:
     """Create a record or report for a patient of this hospital and tell the patient.
 
-    For staff (admin) and partners (the API's `reports:write` scope). `items` are lab results:
+    For staff (admin) and partners (the API's `reports:write` scope). The patient is a
+    `patient_card`, a `family_member` (a card is made on first use) or this hospital's
+    `medical_record_number` (what a partner's HIS knows). `items` are lab results:
     {"name", "value", "unit", "reference_range", "flag" (H/L/A or empty: worked out), "code"}.
     Idempotent on `external_id`: the same id again returns the first record unchanged.
     """
@@ -691,6 +694,14 @@ def report_create(*, kind: str, title: str, patient_card=None, family_member=Non
             existing = Record.objects.filter(external_id=external_id).first()
             if existing is not None:
                 return existing
+        if patient_card is None and medical_record_number:
+            from registration.models import PatientCard
+
+            patient_card = PatientCard.objects.filter(
+                medical_record_number=str(medical_record_number).strip()).first()
+            if patient_card is None:
+                raise InvalidReport(_("No patient card has this number."),
+                                    code="unknown_patient")
         if patient_card is None:
             if family_member is None:
                 raise InvalidReport(_("Name the patient (card or family member)."))

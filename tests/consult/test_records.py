@@ -152,3 +152,34 @@ def test_record_created_in_admin_flags_items_and_notifies(hospital_a, admin_a):
         record = Record.objects.get(title="血常规", patient_card=card)
         assert record.created_by == admin_a and record.items.get().flag == "H"
         assert OutboxEvent.objects.filter(kind="report_ready", recipients=[user.pk]).exists()
+
+
+def test_report_create_by_medical_record_number_for_partners(hospital_a):
+    from registration.services import patient_card_for
+
+    user, member = make_patient("病历号")
+    with in_schema(hospital_a):
+        card = patient_card_for(family_member=member)
+        record = svc.report_create(kind="imaging_report", title="胸部 CT",
+                                   medical_record_number=card.medical_record_number,
+                                   body="双肺纹理清晰。", conclusion="未见明显异常。",
+                                   source="partner", external_id="PACS-77")
+        assert record.patient_card == card and record.source == "partner"
+        with pytest.raises(svc.InvalidReport) as exc:
+            svc.report_create(kind="imaging_report", title="x", medical_record_number="0000")
+        assert exc.value.code == "unknown_patient"
+
+
+def test_consultations_in_admin_never_cross_hospitals(hospital_a, hospital_b, admin_a, admin_b):
+    from tests.consult.conftest import make_online_doctor, pay, start_consultation
+
+    user, member = make_patient("后台跨院")
+    with in_schema(hospital_a):
+        doctor, _ = make_online_doctor(hospital_a)
+        c = pay(start_consultation(doctor=doctor, user=user, member=member,
+                                   question="只在甲院可见的问题"))
+    url = f"/admin/consult/consultation/{c.pk}/change/"
+    assert "只在甲院可见的问题" in host_client("alpha.localhost", admin_a).get(url).content.decode()
+    assert "只在甲院可见的问题" not in host_client("beta.localhost", admin_b).get(url).content.decode()
+    listing = host_client("beta.localhost", admin_b).get("/admin/consult/consultation/")
+    assert listing.status_code == 200 and "后台跨院" not in listing.content.decode()

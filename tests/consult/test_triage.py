@@ -154,3 +154,17 @@ def test_triage_rule_with_bad_conditions_refused(hospital_a, admin_a):
             with pytest.raises(svc.InvalidRule):
                 svc.triage_rule_save(rule=rule, by=admin_a)
         assert TriageRuleVersion.objects.count() == count
+
+
+def test_triage_red_flags_seeded_in_a_newly_provisioned_hospital(db):
+    from tenants.services import hospital_provision
+
+    hospital = hospital_provision(code="consultnew", name="新院", domain="consultnew.localhost")
+    with in_schema(hospital):
+        assert {r["code"] for r in RED_FLAGS} <= set(
+            TriageRule.objects.filter(outcome="emergency_now").values_list("code", flat=True))
+        assert TriageRuleVersion.objects.get().number == 1
+        user, member = make_patient("新院患者")
+        result = svc.triage_submit(account=user, family_member=member, answers={
+            "symptoms": ["heavy_bleeding"], "duration": "1", "pregnant": "na"})
+        assert result.outcome == "emergency_now" and result.version.number == 1
