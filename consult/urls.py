@@ -18,6 +18,8 @@ urlpatterns = [
     path("consult/<int:pk>/rate/", views.rate, name="rate"),
     path("consult/images/<int:pk>/", views.attachment, name="attachment"),
     path("workbench/", views.workbench, name="workbench"),
+    path("workbench/bookings/<int:pk>/check-in/", views.workbench_check_in,
+         name="workbench_check_in"),
     path("records/", views.record_list, name="records"),
     path("records/<int:pk>/", views.record_detail, name="record"),
 ]

@@ -110,6 +110,8 @@ def triage_result(request: HttpRequest, pk: int) -> HttpResponse:
     suggest = None
     if deciding and deciding.get("suggest_department_id"):
         suggest = Department.objects.filter(pk=deciding["suggest_department_id"]).first()
+    if suggest is None and result.outcome == Outcome.VISIT_IN_PERSON:
+        suggest = result.department  # the department the patient was asking anyway
     settings_row = services.consult_settings()
     fee, error = 0, None
     if result.outcome == Outcome.ONLINE_OK:
@@ -259,6 +261,27 @@ def workbench(request: HttpRequest) -> HttpResponse:
         raise Http404
     return render(request, "consult/workbench.html",
                   {"doctor": doctor, **selectors.workbench(doctor)})
+
+
+@login_required
+@require_POST
+def workbench_check_in(request: HttpRequest, pk: int) -> HttpResponse:
+    """The doctor checks in one of today's booked patients of their own."""
+    from registration import booking as booking_svc
+    from registration.models import Booking
+
+    doctor = services.doctor_for_user(request.user)
+    if doctor is None:
+        raise Http404
+    booking = get_object_or_404(Booking, pk=pk, doctor=doctor)
+    try:
+        booking_svc.booking_check_in(booking=booking, actor=request.user)
+    except booking_svc.BookingError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("%(name)s is checked in.") % {
+            "name": booking.family_member.name})
+    return redirect("consult:workbench")
 
 
 # --------------------------------------------------------------------------- records

@@ -172,3 +172,39 @@ def test_admin_shows_quality_per_doctor_and_department(hospital_a, admin_a):
     assert page.status_code == 200 and "质量医生" in page.content.decode()
     # A doctor-role account also works in the consult admin.
     assert host_client("alpha.localhost", doctor_user).get("/admin/consult/consultation/").status_code == 200
+
+
+def test_workbench_doctor_checks_in_own_patients_only(hospital_a):
+    from registration import booking as booking_svc
+    from registration.models import Booking, Schedule, TimeSlice
+    from tests.registration.conftest import make_patient as make_booking_patient
+
+    with in_schema(hospital_a):
+        doctor, doctor_user = make_online_doctor(hospital_a)
+        other_doctor, other_user = make_online_doctor(hospital_a)
+        schedule = Schedule.objects.create(doctor=doctor, date=timezone.localdate(), period="pm",
+                                           fee_fen=0)
+        start = timezone.now() + timedelta(hours=1)
+        slice_ = TimeSlice.objects.create(schedule=schedule, start=start,
+                                          end=start + timedelta(minutes=30), capacity=3)
+        booker, member = make_booking_patient("待签到")
+        booking = booking_svc.booking_hold(slice_id=slice_.pk, family_member=member, account=booker)
+    url = f"/workbench/bookings/{booking.pk}/check-in/"
+    assert host_client("alpha.localhost", other_user).post(url).status_code == 404
+    page = host_client("alpha.localhost", doctor_user)
+    assert f'id="check-in-{booking.pk}"' in page.get("/workbench/").content.decode()
+    assert page.post(url).status_code == 302
+    with in_schema(hospital_a):
+        assert Booking.objects.get(pk=booking.pk).status == "checked_in"
+
+
+def test_consult_visit_in_person_offers_booking_not_payment(hospital_a, alpha_doctor, client_a):
+    doctor, _ = alpha_doctor
+    user, member = make_patient("面诊")
+    client_a.force_login(user)
+    response = client_a.post(f"/consult/start/?doctor={doctor.pk}", {
+        "doctor": doctor.pk, "member": member.pk, "symptoms": ["fever"], "temperature": "38.5",
+        "duration": "5", "duration_unit": "d", "pregnant": "na"})
+    page = client_a.get(response["Location"]).content.decode()
+    assert 'data-outcome="visit_in_person"' in page and 'id="consult-create"' not in page
+    assert "/departments/" in page  # where to book
