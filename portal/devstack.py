@@ -38,6 +38,7 @@ REDIS_PORT = int(os.environ.get("PORTAL_REDIS_PORT", "56379"))
 WEB_PORT = int(os.environ.get("PORT", "8000"))
 SANDBOX_PORT = int(os.environ.get("PORTAL_SANDBOX_PAY_PORT", "8001"))
 SMS_PORT = int(os.environ.get("PORTAL_FAKE_SMS_PORT", "8002"))
+MESSAGING_APP_PORT = int(os.environ.get("PORTAL_FAKE_MESSAGING_APP_PORT", "8003"))
 DB_NAME = "portal"
 
 
@@ -311,7 +312,9 @@ def cmd_run() -> int:
     env = {**os.environ, **env0, "DJANGO_SETTINGS_MODULE": "portal.settings.local",
            "SANDBOX_PAY_URL": os.environ.get("SANDBOX_PAY_URL",
                                              f"http://127.0.0.1:{SANDBOX_PORT}"),
-           "SMS_GATEWAY_URL": os.environ.get("SMS_GATEWAY_URL", f"http://127.0.0.1:{SMS_PORT}")}
+           "SMS_GATEWAY_URL": os.environ.get("SMS_GATEWAY_URL", f"http://127.0.0.1:{SMS_PORT}"),
+           "MESSAGING_APP_URL": os.environ.get("MESSAGING_APP_URL",
+                                               f"http://127.0.0.1:{MESSAGING_APP_PORT}")}
     procs: list[subprocess.Popen] = []
     try:
         prepare(env)
@@ -329,6 +332,12 @@ def cmd_run() -> int:
             # A local fake SMS gateway: GET http://127.0.0.1:8002/v1/messages shows what was sent.
             subprocess.Popen([py, "-m", "portal.notifications.fake_sms", "--port",
                               str(SMS_PORT)], cwd=ROOT, env=env),
+            # A local fake messaging app (template messages, binding's OAuth pages) on 8003.
+            subprocess.Popen([py, "-m", "portal.notifications.fake_messaging_app", "--port",
+                              str(MESSAGING_APP_PORT), "--appid", env.get(
+                                  "MESSAGING_APP_APPID", "wxfakeappid00dev"), "--secret",
+                              env.get("MESSAGING_APP_SECRET", "fake-app-secret-dev-only")],
+                             cwd=ROOT, env=env),
         ]
         _wait_until_serving(env, procs)
         subprocess.run([py, "manage.py", "demo_info", "--port", str(WEB_PORT)], cwd=ROOT,

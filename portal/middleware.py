@@ -73,9 +73,14 @@ class _DomainCache:
         with self._lock:
             self._entries.clear()
         try:
-            self._client().incr(DOMAIN_GENERATION_KEY)
+            generation = self._client().incr(DOMAIN_GENERATION_KEY)
         except redis.RedisError:
             log.warning("could not publish a domain cache invalidation (Redis unreachable)")
+            return
+        # This process has already forgotten everything: remember the generation it published,
+        # or its next check would see "a change" and empty the fresh entries once more.
+        with self._lock:
+            self._generation = str(generation).encode()
 
 
 domain_cache = _DomainCache()

@@ -177,3 +177,36 @@ class SsoTicket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket for {self.host} (expires {self.expires_at:%Y-%m-%d %H:%M:%S})"
+
+
+class MessagingAppBinding(models.Model):
+    """An account bound to its user of a messaging app (e.g. a WeChat official account's
+    openid), so notices can go out as the app's template messages.
+
+    `app_id` is the app's appid: an openid only means something for the app that issued it,
+    so one openid belongs to at most one account per app, and an account has at most one
+    openid per app. Made and removed only through `services.messaging_app_bind/_unbind`."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE,
+                             related_name="messaging_app_bindings", verbose_name=_("account"))
+    app_id = models.CharField(_("app id"), max_length=64)
+    openid = models.CharField(_("app user id"), max_length=128)
+    created_at = models.DateTimeField(_("bound at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("messaging-app binding")
+        verbose_name_plural = _("messaging-app bindings")
+        constraints = [
+            models.UniqueConstraint(fields=["app_id", "openid"],
+                                    name="messaging_app_one_account_per_openid"),
+            models.UniqueConstraint(fields=["user", "app_id"],
+                                    name="messaging_app_one_openid_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} @ {self.app_id}: {self.masked_openid}"
+
+    @property
+    def masked_openid(self) -> str:
+        """Enough to tell bindings apart in logs and pages, not the whole id."""
+        return f"{self.openid[:4]}…{self.openid[-4:]}" if len(self.openid) > 10 else "…"

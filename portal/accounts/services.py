@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 
 from portal.errors import DomainError
 
-from .models import FamilyMember, StaffMembership, User
+from .models import FamilyMember, MessagingAppBinding, StaffMembership, User
 from .validators import normalize_mobile, parse_id_number, validate_mobile
 
 
@@ -114,3 +114,43 @@ def staff_grant(*, user: User, hospital, role: str, is_active: bool = True) -> S
     membership, _created = StaffMembership.objects.update_or_create(
         user=user, hospital=hospital, defaults={"role": role, "is_active": is_active})
     return membership
+
+
+# --------------------------------------------------------------------------- messaging app
+
+
+class MessagingAppOpenidTaken(DomainError):
+    code = "messaging_app_openid_taken"
+
+
+@transaction.atomic
+def messaging_app_bind(*, user: User, app_id: str, openid: str) -> MessagingAppBinding:
+    """Bind `user` to their user `openid` of the messaging app `app_id`; binding again with
+    another openid replaces the old one. An openid already bound to another account is
+    refused (that account must unbind first): notices must never go to someone else."""
+    if not app_id or not openid:
+        raise ValueError("app_id and openid are required")
+    # Lock the account row: two callbacks of the same account at once end in one binding.
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    other = (MessagingAppBinding.objects.filter(app_id=app_id, openid=openid)
+             .exclude(user=user).exists())
+    if other:
+        raise MessagingAppOpenidTaken(_("This messaging-app account is already bound to "
+                                        "another account on the platform. Unbind it there "
+                                        "first."))
+    try:
+        with transaction.atomic():
+            binding, _created = MessagingAppBinding.objects.update_or_create(
+                user=user, app_id=app_id, defaults={"openid": openid})
+    except IntegrityError:  # another account bound the same openid concurrently
+        raise MessagingAppOpenidTaken(_("This messaging-app account is already bound to "
+                                        "another account on the platform. Unbind it there "
+                                        "first.")) from None
+    return binding
+
+
+@transaction.atomic
+def messaging_app_unbind(*, user: User, app_id: str) -> bool:
+    """Remove the account's binding to the app; True when there was one."""
+    deleted, _details = MessagingAppBinding.objects.filter(user=user, app_id=app_id).delete()
+    return bool(deleted)

@@ -4,7 +4,9 @@ delivery dedupe key, so a repeated send after a crash delivers nothing twice."""
 from __future__ import annotations
 
 import json
+import logging
 import urllib.request
+import zoneinfo
 
 from django.conf import settings
 from django.core import mail
@@ -13,6 +15,8 @@ from django.utils import timezone
 from portal.accounts.validators import mask_mobile
 
 from .models import ChannelPreference, Delivery, InboxMessage
+
+log = logging.getLogger(__name__)
 
 
 def send_inbox(*, event, deliveries, users, messages) -> None:
@@ -69,17 +73,94 @@ def send_email(*, event, deliveries, users, messages) -> None:
                                                     sent_at=timezone.now(), last_error="")
 
 
+def _message_link(event) -> str:
+    """The page a template message opens: the event's link on the hospital's own host (the
+    scheme and port of PLATFORM_URL); none when PLATFORM_URL is not set."""
+    from urllib.parse import urlsplit
+
+    if not settings.PLATFORM_URL:
+        return ""
+    base = urlsplit(settings.PLATFORM_URL)
+    host = base.hostname or settings.PLATFORM_DOMAIN
+    if event.hospital is not None:
+        domain = (event.hospital.domains.order_by("-is_primary", "pk")
+                  .values_list("domain", flat=True).first())
+        host = domain or host
+    port = f":{base.port}" if base.port else ""
+    return f"{base.scheme}://{host}{port}{event.link or '/inbox/'}"
+
+
+def send_messaging_app(*, event, deliveries, users, messages) -> None:
+    """One template message per delivery to the recipient's bound app user (openid).
+
+    Each outcome is recorded as it happens: sent; dead for a permanent error (e.g. 43004, the
+    user unfollowed the account) or a recipient no longer bound, never tried again; on a
+    transient error (busy, quota, network) the rest of the batch stops and the exception
+    makes the task retry what is not sent. The dedupe key travels as `client_msg_id`, so a
+    repeat after a crash between the app's answer and our update is dropped by the app."""
+    from portal.accounts.models import MessagingAppBinding
+
+    from . import messaging_app as app
+
+    openids = dict(MessagingAppBinding.objects.filter(
+        app_id=app.app_id(), user_id__in=[d.user_id for d in deliveries])
+        .values_list("user_id", "openid"))
+    template_id = app.template_for(event.kind)
+    hospital = event.hospital
+    tz = zoneinfo.ZoneInfo(hospital.time_zone if hospital else settings.TIME_ZONE)
+    when = timezone.localtime(event.created_at, tz).strftime("%Y-%m-%d %H:%M")
+    url = _message_link(event)
+
+    def record(d, **fields) -> None:
+        Delivery.objects.filter(pk=d.pk).update(**fields)
+
+    for d in sorted(deliveries, key=lambda d: d.user_id):
+        openid = openids.get(d.user_id)
+        if openid is None:  # unbound since the delivery was planned
+            record(d, status=Delivery.Status.DEAD, last_error="not bound to the messaging app")
+            continue
+        title, body = messages[d.user_id]
+        english = (users[d.user_id].language or "").startswith("en")
+        source = ((hospital.name_en if english and hospital.name_en else hospital.name)
+                  if hospital else "")
+        try:
+            app.template_send(openid=openid, template_id=template_id, url=url,
+                              data=app.template_data(title=title, body=body, source=source,
+                                                     when=when),
+                              client_msg_id=d.dedupe_key)
+        except app.MessagingAppError as exc:
+            log.warning("messaging app: %s to %s failed (%s): %s", d.dedupe_key,
+                        app.mask_openid(openid),
+                        "will retry" if exc.retryable else "permanent", exc)
+            if exc.retryable:
+                record(d, status=Delivery.Status.FAILED, last_error=str(exc)[:300])
+                raise
+            record(d, status=Delivery.Status.DEAD, last_error=str(exc)[:300])
+            continue
+        record(d, status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="")
+
+
 # --------------------------------------------------------------------------- preferences
 
 #: Channels an account can turn off (the site inbox is always on).
-OPTIONAL_CHANNELS = (Delivery.Channel.SMS, Delivery.Channel.EMAIL)
+OPTIONAL_CHANNELS = (Delivery.Channel.SMS, Delivery.Channel.EMAIL,
+                     Delivery.Channel.MESSAGING_APP)
+
+
+def available_channels() -> tuple[str, ...]:
+    """The optional channels offered to patients: the messaging app only when configured."""
+    from . import messaging_app
+
+    return tuple(ch for ch in OPTIONAL_CHANNELS
+                 if ch != Delivery.Channel.MESSAGING_APP or messaging_app.enabled())
 
 
 def channel_preferences(*, user) -> dict[str, bool]:
-    """{channel: enabled} for the optional channels; a channel without a row is on."""
-    saved = dict(ChannelPreference.objects.filter(user=user, channel__in=OPTIONAL_CHANNELS)
+    """{channel: enabled} for the offered channels; a channel without a row is on."""
+    channels = available_channels()
+    saved = dict(ChannelPreference.objects.filter(user=user, channel__in=channels)
                  .values_list("channel", "enabled"))
-    return {str(ch): saved.get(ch, True) for ch in OPTIONAL_CHANNELS}
+    return {str(ch): saved.get(ch, True) for ch in channels}
 
 
 def channel_preference_set(*, user, channel: str, enabled: bool) -> ChannelPreference:

@@ -65,6 +65,7 @@ class Delivery(models.Model):
         INBOX = "inbox", _("Site inbox")
         SMS = "sms", _("SMS")
         EMAIL = "email", _("Email")
+        MESSAGING_APP = "msgapp", _("Messaging app")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

@@ -20,8 +20,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from . import webhooks  # partner webhooks (also registers its tasks in every worker)
+from portal.errors import DomainError
+
+from . import (
+    messaging_app,
+    webhooks,  # partner webhooks (also registers its tasks in every worker)
+)
 from .models import ChannelPreference, Delivery, InboxMessage, OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -109,16 +115,25 @@ def events_relay_pending(*, older_than: timedelta = timedelta(seconds=10)) -> in
 
 
 def _channels_for(users) -> dict[int, list[str]]:
-    """Inbox always; SMS when a gateway is configured and email when the account has an
-    address, unless the user turned that channel off."""
+    """Inbox always; SMS when a gateway is configured, email when the account has an address,
+    the messaging app when it is configured and the account is bound to it; each unless the
+    user turned that channel off."""
+    from portal.accounts.models import MessagingAppBinding
+
     sms_on = bool(settings.SMS_GATEWAY_URL)
+    ids = [u.pk for u in users]
     off = set(ChannelPreference.objects.filter(
-        user__in=[u.pk for u in users], enabled=False,
-        channel__in=[Delivery.Channel.SMS, Delivery.Channel.EMAIL])
+        user__in=ids, enabled=False,
+        channel__in=[Delivery.Channel.SMS, Delivery.Channel.EMAIL,
+                     Delivery.Channel.MESSAGING_APP])
         .values_list("user_id", "channel"))
+    bound = set(MessagingAppBinding.objects.filter(
+        user__in=ids, app_id=messaging_app.app_id()).values_list("user_id", flat=True)
+        ) if messaging_app.enabled() else set()
     return {u.pk: ["inbox"]
             + (["sms"] if sms_on and (u.pk, "sms") not in off else [])
             + (["email"] if u.email and (u.pk, "email") not in off else [])
+            + (["msgapp"] if u.pk in bound and (u.pk, "msgapp") not in off else [])
             for u in users}
 
 
@@ -126,7 +141,7 @@ def chunk_deliver(*, event_id: int, user_ids: list[int]) -> int:
     """Deliver one chunk: create the missing Delivery rows, send what is not yet sent."""
     from django.contrib.auth import get_user_model
 
-    from .channels import send_email, send_inbox, send_sms
+    from .channels import send_email, send_inbox, send_messaging_app, send_sms
     from .messages import overrides_for, render
 
     event = OutboxEvent.objects.select_related("hospital").get(pk=event_id)
@@ -135,18 +150,21 @@ def chunk_deliver(*, event_id: int, user_ids: list[int]) -> int:
     rows = [Delivery(event=event, user_id=u.pk, channel=ch, dedupe_key=f"{event.pk}:{ch}:{u.pk}")
             for u in users for ch in channels[u.pk]]
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    # Sent and given-up (dead: a permanent error) deliveries are never tried again.
     pending = {(d.user_id, d.channel): d for d in Delivery.objects.filter(
-        event=event, user_id__in=[u.pk for u in users]).exclude(status=Delivery.Status.SENT)}
+        event=event, user_id__in=[u.pk for u in users]).exclude(
+        status__in=[Delivery.Status.SENT, Delivery.Status.DEAD])}
     overrides = overrides_for(hospital_id=event.hospital_id, kind=event.kind)  # one query
     messages = {}
     for u in users:
         messages[u.pk] = render(event.kind, event.context, u.language or None, overrides)
     sent = 0
-    by_channel: dict[str, list] = {"inbox": [], "sms": [], "email": []}
+    by_channel: dict[str, list] = {"inbox": [], "sms": [], "email": [], "msgapp": []}
     for (_user_id, channel), d in pending.items():
         by_channel[channel].append(d)
     users_by_id = {u.pk: u for u in users}
-    for channel, sender in (("inbox", send_inbox), ("sms", send_sms), ("email", send_email)):
+    for channel, sender in (("inbox", send_inbox), ("sms", send_sms), ("email", send_email),
+                            ("msgapp", send_messaging_app)):
         batch = by_channel[channel]
         if not batch:
             continue
@@ -154,14 +172,15 @@ def chunk_deliver(*, event_id: int, user_ids: list[int]) -> int:
         try:
             sender(event=event, deliveries=batch, users=users_by_id, messages=messages)
         except Exception as exc:  # the task retries; the dedupe keys keep it exactly-once
-            # (email marks each message sent as it goes: those stay sent)
+            # (email and the messaging app record each message as it goes: sent ones stay
+            # sent, and the messaging app's permanent failures stay dead)
             Delivery.objects.filter(pk__in=[d.pk for d in batch]).exclude(
-                status=Delivery.Status.SENT).update(status=Delivery.Status.FAILED,
-                                                    last_error=str(exc)[:300])
+                status__in=[Delivery.Status.SENT, Delivery.Status.DEAD]).update(
+                status=Delivery.Status.FAILED, last_error=str(exc)[:300])
             raise
-        Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(
-            status=Delivery.Status.SENT, sent_at=timezone.now())
-        sent += len(batch)
+        sent += Delivery.objects.filter(pk__in=[d.pk for d in batch]).exclude(
+            status=Delivery.Status.DEAD).update(status=Delivery.Status.SENT,
+                                                sent_at=timezone.now())
     return sent
 
 
@@ -178,3 +197,40 @@ def outbox_deliver_now(*, limit: int = 1000) -> int:
             OutboxEvent.objects.filter(pk=event.pk).update(relayed_at=timezone.now())
         done += 1
     return done
+
+
+# --------------------------------------------------------------------------- messaging-app binding
+
+
+class MessagingAppBindRefused(DomainError):
+    code = "messaging_app_bind_refused"
+
+
+def messaging_app_bind_finish(*, user, session, state: str, code: str):
+    """The authorize callback: check the one-time state this browser was given, exchange the
+    code for the app user's openid and bind it to `user` (accounts.services)."""
+    from portal.accounts.services import messaging_app_bind
+
+    if not messaging_app.bind_state_valid(user=user, session=session, state=state):
+        log.warning("messaging app: refused a binding callback for account %s (bad, expired "
+                    "or used state)", user.pk)
+        raise MessagingAppBindRefused(_("This binding link is not valid any more. Please "
+                                        "start again from your notification settings."))
+    if not code:  # the user did not allow it in the app
+        raise MessagingAppBindRefused(_("The messaging app did not confirm who you are. "
+                                        "Please try again."))
+    try:
+        openid = messaging_app.openid_for_code(code)
+    except messaging_app.MessagingAppError as exc:
+        log.warning("messaging app: code exchange failed for account %s: %s", user.pk, exc)
+        raise MessagingAppBindRefused(_("The messaging app did not confirm who you are. "
+                                        "Please try again.")) from None
+    binding = messaging_app_bind(user=user, app_id=messaging_app.app_id(), openid=openid)
+    log.info("messaging app: account %s bound (%s)", user.pk, messaging_app.mask_openid(openid))
+    return binding
+
+
+def messaging_app_unbind_account(*, user) -> bool:
+    from portal.accounts.services import messaging_app_unbind
+
+    return messaging_app_unbind(user=user, app_id=messaging_app.app_id())

@@ -2,13 +2,23 @@ from __future__ import annotations
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
-from .channels import OPTIONAL_CHANNELS, channel_preference_set, channel_preferences
-from .models import InboxMessage
-from .services import inbox_mark_read
+from portal.accounts.models import MessagingAppBinding
+from portal.errors import DomainError
+
+from . import messaging_app
+from .channels import available_channels, channel_preference_set, channel_preferences
+from .models import Delivery, InboxMessage
+from .services import (
+    inbox_mark_read,
+    messaging_app_bind_finish,
+    messaging_app_unbind_account,
+)
 
 
 @login_required
@@ -26,15 +36,60 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @login_required
 def preferences(request: HttpRequest) -> HttpResponse:
     """Which channels an account hears on, besides the site inbox (always on)."""
+    channels = available_channels()
     if request.method == "POST":
-        for channel in OPTIONAL_CHANNELS:
+        for channel in channels:
             channel_preference_set(user=request.user, channel=channel,
                                    enabled=request.POST.get(str(channel)) == "on")
         flash.success(request, _("Your notification settings are saved."))
         return redirect("inbox_preferences")
     current = channel_preferences(user=request.user)
-    rows = [{"channel": str(ch), "label": ch.label, "enabled": current[str(ch)]}
-            for ch in OPTIONAL_CHANNELS]
+    rows = [{"channel": str(ch), "label": Delivery.Channel(ch).label, "enabled": current[str(ch)]}
+            for ch in channels]
+    binding = None
+    if messaging_app.enabled():
+        binding = MessagingAppBinding.objects.filter(user=request.user,
+                                                     app_id=messaging_app.app_id()).first()
     return render(request, "notifications/preferences.html",
                   {"channels": rows, "has_email": bool(request.user.email),
-                   "phone": request.user.masked_phone})
+                   "phone": request.user.masked_phone, "binding": binding})
+
+
+def _messaging_app_on() -> None:
+    if not messaging_app.enabled():
+        raise Http404
+
+
+@login_required
+@require_POST
+def messaging_app_bind(request: HttpRequest) -> HttpResponse:
+    """Send the browser to the messaging app's authorize page with a one-time state."""
+    _messaging_app_on()
+    state = messaging_app.bind_state_issue(user=request.user, session=request.session)
+    callback = request.build_absolute_uri(reverse("inbox_messaging_app_callback"))
+    return redirect(messaging_app.authorize_url(redirect_uri=callback, state=state))
+
+
+@login_required
+def messaging_app_callback(request: HttpRequest) -> HttpResponse:
+    """Where the messaging app sends the browser back, with ?code=..&state=.."""
+    _messaging_app_on()
+    try:
+        messaging_app_bind_finish(user=request.user, session=request.session,
+                                  state=request.GET.get("state", ""),
+                                  code=request.GET.get("code", ""))
+    except DomainError as exc:
+        flash.error(request, exc.message)
+    else:
+        flash.success(request, _("Your account is now bound to the messaging app: notices "
+                                 "can reach you there."))
+    return redirect("inbox_preferences")
+
+
+@login_required
+@require_POST
+def messaging_app_unbind(request: HttpRequest) -> HttpResponse:
+    _messaging_app_on()
+    if messaging_app_unbind_account(user=request.user):
+        flash.success(request, _("Your account is no longer bound to the messaging app."))
+    return redirect("inbox_preferences")

@@ -210,6 +210,17 @@ SANDBOX_PAY_MASTER_SECRET = env.str("SANDBOX_PAY_MASTER_SECRET",
 # The SMS gateway (empty: no SMS). `make run` starts a local fake on 8002.
 SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
 SMS_GATEWAY_KEY = env.str("SMS_GATEWAY_KEY", default="sms-fake-key-dev-only")
+# The messaging app's template messages (a WeChat-like official account; empty URL: the
+# channel is off). `make run` starts a local fake on 8003 (portal/notifications/fake_messaging_app.py).
+MESSAGING_APP_URL = env.str("MESSAGING_APP_URL", default="")  # API: token and template sends
+# Where browsers go to authorize a binding (the app's web OAuth host); empty: MESSAGING_APP_URL.
+MESSAGING_APP_OAUTH_URL = env.str("MESSAGING_APP_OAUTH_URL", default="")
+MESSAGING_APP_APPID = env.str("MESSAGING_APP_APPID", default="wxfakeappid00dev")
+MESSAGING_APP_SECRET = env.str("MESSAGING_APP_SECRET", default="fake-app-secret-dev-only")
+# One generic template for every event, and optionally one per event kind
+# ("booking_confirmed=TEMPLATE_ID,schedule_stopped=TEMPLATE_ID").
+MESSAGING_APP_TEMPLATE_ID = env.str("MESSAGING_APP_TEMPLATE_ID", default="portal-notice-generic")
+MESSAGING_APP_TEMPLATES = env.dict("MESSAGING_APP_TEMPLATES", default={})
 # Email (Django's MAILERS, filled from the environment). Production: EMAIL_BACKEND=smtp and
 # EMAIL_HOST / EMAIL_PORT (and EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS). Locally,
 # and under `make run`, the default "console" backend prints each email on the worker's output.

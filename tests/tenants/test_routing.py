@@ -29,3 +29,19 @@ def test_routing_inactive_hospital_is_404(client_a, hospital_a):
     hospital_a.is_active = False
     hospital_a.save(update_fields=["is_active"])
     assert client_a.get("/").status_code == 404
+
+
+def test_routing_own_invalidation_does_not_empty_the_host_cache_twice(db):
+    """A process that invalidated its host cache keeps what it cached afterwards: only another
+    process's change (a newer generation in Redis) empties it again."""
+    from portal.middleware import domain_cache
+
+    hospital = object()
+    domain_cache.invalidate()
+    domain_cache.put("example.localhost", hospital)
+    domain_cache._checked_at = 0.0  # the next lookup reads the generation from Redis
+    assert domain_cache.get("example.localhost") is hospital
+
+    domain_cache._client().incr("portal:tenants:domain-generation")  # another process's change
+    domain_cache._checked_at = 0.0
+    assert domain_cache.get("example.localhost") is None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from tenants import demo
@@ -28,6 +29,11 @@ class Command(BaseCommand):
         w(f"  Demo doctor         http://{demo.HOSPITALS[0]['domain']}:{port}/workbench/   "
           f"{doc['phone']} / {doc['password']}")
         w(f"  Health              http://localhost:{port}/health/")
-        w("  Sandbox payments    http://localhost:8001/  (cashier pages open from the site)")
-        w("  Fake SMS gateway    http://127.0.0.1:8002/v1/messages  (every SMS sent)")
+        sandbox = settings.SANDBOX_PAY_URL.rstrip("/").replace("127.0.0.1", "localhost")
+        w(f"  Sandbox payments    {sandbox}/  (cashier pages open from the site)")
+        sms = settings.SMS_GATEWAY_URL or "http://127.0.0.1:8002"
+        w(f"  Fake SMS gateway    {sms.rstrip('/')}/v1/messages  (every SMS sent)")
+        if settings.MESSAGING_APP_URL:
+            w(f"  Fake messaging app  {settings.MESSAGING_APP_URL.rstrip('/')}/  (template "
+              "messages sent; bind at /inbox/preferences/)")
         w("")
