@@ -168,3 +168,22 @@ def test_triage_red_flags_seeded_in_a_newly_provisioned_hospital(db):
         result = svc.triage_submit(account=user, family_member=member, answers={
             "symptoms": ["heavy_bleeding"], "duration": "1", "pregnant": "na"})
         assert result.outcome == "emergency_now" and result.version.number == 1
+
+
+def test_triage_department_form_is_used_for_its_department_and_children(hospital_a):
+    from consult.models import TriageForm, TriageQuestion
+    from registration.models import Department
+
+    user, member = make_patient("皮肤")
+    with in_schema(hospital_a):
+        derm = Department.objects.get(code="dermatology")
+        form = TriageForm.objects.create(code="derm", name="皮肤科预问诊", department=derm)
+        TriageQuestion.objects.create(form=form, code="itch_days", text="瘙痒几天了？",
+                                      kind="number", min_value=0, max_value=365)
+        assert svc.triage_form_for(department=derm) == form
+        general = svc.triage_form_for(department=Department.objects.get(code="cardiology"))
+        assert general.code == "general"
+        result = svc.triage_submit(account=user, family_member=member, department=derm,
+                                   answers={"itch_days": "3"})
+        assert (result.form_id, result.answers, result.outcome) == (form.pk, {"itch_days": 3.0},
+                                                                     "online_ok")
