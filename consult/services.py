@@ -448,6 +448,31 @@ def _check_attachment(upload: UploadedFile) -> tuple[str, str]:
     raise AttachmentRejected(_("Only JPEG, PNG, GIF or WebP images can be attached."))
 
 
+def strip_jpeg_metadata(data: bytes) -> bytes:
+    """A JPEG without its EXIF / XMP (APP1) and comment segments: phone photos carry the
+    place they were taken and the device, which a doctor does not need. Anything that does
+    not parse as a JPEG header is returned unchanged."""
+    if not data.startswith(b"\xff\xd8"):
+        return data
+    out, i = bytearray(b"\xff\xd8"), 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return data
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan: the compressed image follows, kept as is
+            return bytes(out + data[i:])
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if length < 2 or i + 2 + length > len(data):
+            return data
+        if marker not in (0xE1, 0xFE):
+            out += data[i:i + 2 + length]
+        i += 2 + length
+    return data
+
+
 def message_send(*, consultation: Consultation, author, body: str = "",
                  attachment: UploadedFile | None = None) -> Message:
     """A message from the patient or the doctor. The doctor's first one starts the
@@ -480,10 +505,15 @@ def message_send(*, consultation: Consultation, author, body: str = "",
             _event(c, "answered", source="doctor", actor=author, before=before)
         msg = Message(consultation=c, sender=sender, author=author, body=body[:4000])
         if attachment is not None:
+            from django.core.files.base import ContentFile
+
+            attachment.seek(0)
+            content = attachment.read()
+            if kind_ext[0] == "image/jpeg":
+                content = strip_jpeg_metadata(content)
             msg.attachment_type = kind_ext[0]
-            msg.attachment_size = attachment.size
-            attachment.name = f"image.{kind_ext[1]}"
-            msg.attachment = attachment
+            msg.attachment_size = len(content)
+            msg.attachment = ContentFile(content, name=f"image.{kind_ext[1]}")
         msg.save()
         if sender == Message.Sender.DOCTOR:
             _notify("consult_reply", c.account_id, f"/consult/{c.pk}/",

@@ -202,3 +202,23 @@ def _pay_at_sandbox(sandbox_app, c):
         expires_at=timezone.now() + timedelta(hours=1)))
     sandbox_hook(sandbox_app, "/_test/pay", {"mchid": "sbx_alpha", "out_trade_no": c.order.out_trade_no,
                                              "deliver": False})
+
+
+def test_jpeg_attachment_loses_its_exif_location(hospital_a, alpha_doctor, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    exif = b"Exif\x00\x00GPSLatitude=30.25N;GPSLongitude=120.16E"
+    app1 = b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+    jfif = b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    app0 = b"\xff\xe0" + (len(jfif) + 2).to_bytes(2, "big") + jfif
+    scan = b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + b"\x12\x34" * 20 + b"\xff\xd9"
+    photo = b"\xff\xd8" + app0 + app1 + scan
+    doctor, _ = alpha_doctor
+    user, member = make_patient("照片")
+    with in_schema(hospital_a):
+        c = pay(start_consultation(doctor=doctor, user=user, member=member))
+        msg = svc.message_send(consultation=c, author=user,
+                               attachment=SimpleUploadedFile("IMG_0001.JPG", photo, "image/jpeg"))
+        stored = msg.attachment.open("rb").read()
+        assert stored == b"\xff\xd8" + app0 + scan  # JFIF header and image data kept
+        assert b"GPS" not in stored and msg.attachment_size == len(stored)
+        assert msg.attachment_type == "image/jpeg" and msg.attachment.name.endswith(".jpg")
