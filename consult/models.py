@@ -105,6 +105,21 @@ class TriageQuestion(models.Model):
     def display_text(self) -> str:
         return self.text_en if english_active() and self.text_en else self.text
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.kind in (self.Kind.CHOICE, self.Kind.MULTI):
+            ok = isinstance(self.choices, list) and bool(self.choices) and all(
+                isinstance(c, list) and 2 <= len(c) <= 3 and all(isinstance(x, str) and x
+                                                                 for x in c[:2])
+                for c in self.choices)
+            if not ok:
+                raise ValidationError({"choices": _(
+                    'Give the choices as [["value", "中文", "English"], …].')})
+            values = [c[0] for c in self.choices]
+            if len(values) != len(set(values)):
+                raise ValidationError({"choices": _("Each choice needs its own value.")})
+
     def display_choices(self) -> list[tuple[str, str]]:
         en = english_active()
         return [(c[0], (c[2] if en and len(c) > 2 and c[2] else c[1])) for c in self.choices]

@@ -47,3 +47,18 @@ def test_admin_consult_app_by_role(hospital_a, admin_a, registrar_a, finance_a):
     for url in ("/admin/consult/consultsettings/", "/admin/consult/recordaccess/"):
         assert host_client("alpha.localhost", admin_a).get(url).status_code == 200
         assert host_client("alpha.localhost", doctor).get(url).status_code == 403
+
+
+def test_admin_triage_question_choices_are_checked(hospital_a):
+    import pytest
+    from django.core.exceptions import ValidationError
+
+    from consult.models import TriageForm, TriageQuestion
+
+    with in_schema(hospital_a):
+        form = TriageForm.objects.get(code="general")
+        for bad in ([], [["only-value"]], [["a", "甲"], ["a", "乙"]], "a,b"):
+            with pytest.raises(ValidationError):
+                TriageQuestion(form=form, code="q", text="?", kind="choice", choices=bad).clean()
+        TriageQuestion(form=form, code="q", text="?", kind="choice",
+                       choices=[["a", "甲", "A"], ["b", "乙"]]).clean()
