@@ -208,3 +208,34 @@ def test_consult_visit_in_person_offers_booking_not_payment(hospital_a, alpha_do
     page = client_a.get(response["Location"]).content.decode()
     assert 'data-outcome="visit_in_person"' in page and 'id="consult-create"' not in page
     assert "/departments/" in page  # where to book
+
+
+def test_records_list_and_workbench_queries_do_not_grow_with_data(hospital_a, client_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user, member = make_patient("多份报告")
+    with in_schema(hospital_a):
+        doctor, doctor_user = make_online_doctor(hospital_a)
+    client_a.force_login(user)
+    doctor_client = host_client("alpha.localhost", doctor_user)
+
+    def counts():
+        with CaptureQueriesContext(connection) as records:
+            assert client_a.get("/records/").status_code == 200
+        with CaptureQueriesContext(connection) as bench:
+            assert doctor_client.get("/workbench/").status_code == 200
+        return len(records), len(bench)
+
+    def add(n):
+        with in_schema(hospital_a):
+            for i in range(n):
+                svc.report_create(kind="visit_summary", title=f"门诊 {i}", family_member=member)
+                other_user, other_member = make_patient(f"候诊{i}")
+                pay(start_consultation(doctor=doctor, user=other_user, member=other_member))
+
+    counts()  # warm up: the host → hospital lookup is cached per process after the first request
+    add(2)
+    few = counts()
+    add(6)
+    assert counts() == few
