@@ -200,9 +200,22 @@ class ConsultationAdmin(ReadOnlyAdmin):
     list_select_related = ("family_member", "department", "doctor")
     readonly_fields = ("account", "family_member", "patient_card", "department", "doctor",
                        "triage", "question", "fee_fen", "status", "order", "created_at",
-                       "paid_at", "deadline_at", "first_response_at", "closed_at", "summary",
-                       "rating", "rating_comment", "rated_at")
+                       "paid_at", "deadline_at", "first_response_at", "closed_at",
+                       "summary_record", "rating", "rating_comment", "rated_at")
+    # The summary is a record: it is read on the record's page, through the logging gate.
+    exclude = ("summary",)
     inlines = [ConsultationEventInline, MessageInline]
+
+    @admin.display(description=_("summary"))
+    def summary_record(self, obj):
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        record_id = Record.objects.filter(consultation=obj).values_list("pk", flat=True).first()
+        if record_id is None:
+            return "—"
+        return format_html('<a href="{}">{}</a>', reverse(
+            "hospital_admin:consult_record_change", args=[record_id]), _("Open the record"))
 
     def changelist_view(self, request, extra_context=None):
         # Quality figures for the whole hospital, above the list.

@@ -183,3 +183,20 @@ def test_consultations_in_admin_never_cross_hospitals(hospital_a, hospital_b, ad
     assert "只在甲院可见的问题" not in host_client("beta.localhost", admin_b).get(url).content.decode()
     listing = host_client("beta.localhost", admin_b).get("/admin/consult/consultation/")
     assert listing.status_code == 200 and "后台跨院" not in listing.content.decode()
+
+
+def test_consultation_summary_in_admin_is_read_through_the_record_gate(hospital_a, admin_a):
+    from tests.consult.conftest import make_online_doctor, pay, start_consultation
+
+    user, member = make_patient("小结")
+    with in_schema(hospital_a):
+        doctor, doctor_user = make_online_doctor(hospital_a)
+        c = pay(start_consultation(doctor=doctor, user=user, member=member))
+        svc.message_send(consultation=c, author=doctor_user, body="好")
+        record = svc.consultation_close(consultation=c, by=doctor_user, summary="只在病历中的小结")
+    client = host_client("alpha.localhost", admin_a)
+    page = client.get(f"/admin/consult/consultation/{c.pk}/change/").content.decode()
+    assert "只在病历中的小结" not in page and f"/admin/consult/record/{record.pk}/change/" in page
+    assert "只在病历中的小结" in client.get(f"/admin/consult/record/{record.pk}/change/").content.decode()
+    with in_schema(hospital_a):
+        assert RecordAccess.objects.filter(record=record, user=admin_a, via="admin").count() == 1
