@@ -56,6 +56,8 @@ def order_next_url(order: Order) -> str:
     if order.kind == Order.Kind.REGISTRATION and hasattr(order, "booking"):
         # The booking page shows the outcome: confirmed with its queue number, or expired.
         return reverse("registration:booking", args=[order.booking.pk])
+    if order.kind == Order.Kind.CONSULTATION and hasattr(order, "consultation"):
+        return reverse("consult:detail", args=[order.consultation.pk])
     return reverse("payments:order", args=[order.out_trade_no])
 
 

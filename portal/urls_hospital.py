@@ -21,6 +21,7 @@ urlpatterns = [
     path("inbox/preferences/messaging-app/unbind/", inbox_views.messaging_app_unbind,
          name="inbox_messaging_app_unbind"),
     path("payments/", include("payments.urls")),
+    path("", include("consult.urls")),
     path("sso/callback/", sso.callback, name="sso_callback"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("health/", health.health, name="health"),

@@ -98,3 +98,24 @@ DOCTORS = {
                       (6, "am", "08:00", "11:00", 30, 6)]},
     ],
 }
+
+# Online consultation and records at the first hospital: a cardiologist who answers online
+# (with a doctor login for the workbench) and a lab report with abnormal values for the demo
+# patient.
+CONSULT_DOCTOR = {"doctor": "林晓雯", "fee_fen": 3000,
+                  "account": {"phone": "13900000011", "password": "doctor-demo-2026",
+                              "name": "林晓雯"}}
+LAB_REPORT = {
+    "external_id": "demo-lab-0001", "title": "血脂四项", "doctor_name": "陈立新",
+    "department": "cardiology",
+    "items": [
+        {"name": "总胆固醇 (TC)", "code": "TC", "value": "6.21", "unit": "mmol/L",
+         "reference_range": "2.80-5.20"},
+        {"name": "甘油三酯 (TG)", "code": "TG", "value": "1.35", "unit": "mmol/L",
+         "reference_range": "0.45-1.70"},
+        {"name": "高密度脂蛋白胆固醇 (HDL-C)", "code": "HDL", "value": "1.12", "unit": "mmol/L",
+         "reference_range": ">1.04"},
+        {"name": "低密度脂蛋白胆固醇 (LDL-C)", "code": "LDL", "value": "4.05", "unit": "mmol/L",
+         "reference_range": "<3.37"},
+    ],
+}

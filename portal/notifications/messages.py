@@ -52,6 +52,21 @@ MESSAGES = {
         _("New clinic bill: %(amount)s"),
         _("A clinic bill of %(amount)s for %(name)s is waiting. You can pay it on the "
           "hospital site under Clinic bills.")),
+    "consult_reply": (
+        _("%(doctor)s replied to your consultation"),
+        _("%(doctor)s replied to the online consultation for %(name)s. Open it to read the "
+          "answer.")),
+    "consult_closed": (
+        _("Consultation closed: %(doctor)s"),
+        _("%(doctor)s closed the online consultation for %(name)s. The summary is in your "
+          "records; you can rate the consultation.")),
+    "consult_timed_out": (
+        _("No answer in time: your consultation is refunded"),
+        _("%(doctor)s did not answer the consultation for %(name)s within %(hours)s hours. "
+          "The fee is being returned to your original payment method.")),
+    "report_ready": (
+        _("New report: %(title)s"),
+        _("A new report or record for %(name)s is ready: %(title)s. Open it under Records.")),
     "announcement": ("%(title)s", "%(body)s"),
 }
 

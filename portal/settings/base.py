@@ -37,6 +37,7 @@ TENANT_APPS = [
     "django.contrib.admin",
     "registration",
     "payments",
+    "consult",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [a for a in TENANT_APPS if a not in SHARED_APPS]
 
@@ -142,6 +143,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploaded files (consultation images); served only through views that check access.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".run" / "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -180,6 +183,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Hourly in every hospital; it does nothing before REMINDER_HOUR local time.
     "bookings-remind-tomorrow": {"task": "registration.bookings_remind_tomorrow",
                                  "schedule": crontab(minute=0)},
+    # Consultations no doctor answered in time: timed out, refunded, patient told.
+    "consult-timeout-due": {"task": "consult.consultations_timeout_due", "schedule": 60.0},
     "notifications-relay-pending": {
         "task": "notifications.relay_pending",
         "schedule": env.float("NOTIFY_SWEEP_SECONDS", default=60.0),

@@ -25,6 +25,9 @@ class Command(BaseCommand):
             w(f"    hospital admin    http://{h['domain']}:{port}/admin/   "
               f"{h['admin']['phone']} / {h['admin']['password']}")
         w(f"  Demo patient        {demo.PATIENT['phone']} / {demo.PATIENT['password']}")
+        doc = demo.CONSULT_DOCTOR["account"]
+        w(f"  Demo doctor         http://{demo.HOSPITALS[0]['domain']}:{port}/workbench/   "
+          f"{doc['phone']} / {doc['password']}")
         w(f"  Health              http://localhost:{port}/health/")
         sandbox = settings.SANDBOX_PAY_URL.rstrip("/").replace("127.0.0.1", "localhost")
         w(f"  Sandbox payments    {sandbox}/  (cashier pages open from the site)")

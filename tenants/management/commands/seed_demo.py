@@ -36,6 +36,7 @@ class Command(BaseCommand):
         self._demo_bill(patient)
         for spec in demo.HOSPITALS:
             self._demo_doctors(Hospital.objects.get(code=spec["code"]))
+        self._demo_consult(patient)
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
 
     def _demo_bill(self, patient: User) -> None:
@@ -96,6 +97,35 @@ class Command(BaseCommand):
                 weeks=2, templates=ScheduleTemplate.objects.filter(doctor__in=doctors))
             if created:
                 self.stdout.write(f"  {len(created)} clinic sessions at {hospital.code}")
+
+    def _demo_consult(self, patient: User) -> None:
+        """An online doctor (with a workbench login) and a lab report with abnormal values at
+        the first hospital. Idempotent: matched by account, doctor and the report's id."""
+        from django_tenants.utils import tenant_context
+
+        from consult.models import DoctorConsultProfile
+        from consult.services import report_create
+        from registration.models import Department, Doctor
+
+        hospital = Hospital.objects.get(code=demo.HOSPITALS[0]["code"])
+        spec = demo.CONSULT_DOCTOR
+        account = self._account(spec["account"])
+        staff_grant(user=account, hospital=hospital, role="doctor")
+        with tenant_context(hospital):
+            doctor = Doctor.objects.filter(name=spec["doctor"]).first()
+            if doctor is not None:
+                if doctor.account_id is None:
+                    Doctor.objects.filter(pk=doctor.pk).update(account=account)
+                DoctorConsultProfile.objects.get_or_create(doctor=doctor,
+                                                           defaults={"fee_fen": spec["fee_fen"]})
+            member = patient.family_members.filter(relation="self").first()
+            report = demo.LAB_REPORT
+            if member is not None:
+                report_create(kind="lab_report", title=report["title"], family_member=member,
+                              items=report["items"], doctor_name=report["doctor_name"],
+                              department=Department.objects.filter(
+                                  code=report["department"]).first(),
+                              source="demo", external_id=report["external_id"])
 
     def _account(self, spec: dict, **flags) -> User:
         user = User.objects.filter(phone=spec["phone"]).first()

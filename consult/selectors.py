@@ -1,0 +1,105 @@
+"""Read queries of the consult app (pages, admin and, later, the API).
+
+Reading a record's content is not here: it goes through `services.record_access`, which logs
+the read. These return lists (titles and dates) only.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import Avg, Count, Q, QuerySet
+from django.utils import timezone
+
+from .models import Consultation, DoctorConsultProfile, Record
+
+
+def consultations_for_account(user) -> QuerySet[Consultation]:
+    return (Consultation.objects.filter(account=user)
+            .select_related("doctor", "department", "family_member", "order"))
+
+
+def records_for_account(user) -> QuerySet[Record]:
+    """Records of the account's own family members at this hospital (list fields only)."""
+    return (Record.objects.filter(patient_card__family_member__account=user)
+            .select_related("patient_card__family_member", "department")
+            .defer("body", "conclusion"))
+
+
+def online_doctors() -> QuerySet[DoctorConsultProfile]:
+    return (DoctorConsultProfile.objects.filter(is_enabled=True, doctor__is_active=True)
+            .select_related("doctor__department").order_by("doctor__department__sort_order",
+                                                          "doctor__sort_order"))
+
+
+def online_departments():
+    """Departments with at least one online doctor (a department consultation goes to them)."""
+    from registration.models import Department
+
+    return Department.objects.filter(
+        is_active=True, doctors__consult_profile__is_enabled=True,
+        doctors__is_active=True).distinct().order_by("sort_order", "pk")
+
+
+def workbench(doctor) -> dict:
+    """A doctor's day: waiting consultations by deadline (theirs, and unclaimed ones of their
+    department), active ones, and today's booked patients with their check-in status."""
+    from registration.booking import _tz
+    from registration.models import Booking
+
+    mine_or_department = Q(doctor=doctor)
+    if DoctorConsultProfile.objects.filter(doctor=doctor, is_enabled=True).exists():
+        mine_or_department |= Q(doctor__isnull=True, department_id=doctor.department_id)
+    base = Consultation.objects.select_related("family_member", "triage", "department")
+    today = timezone.localtime(timezone.now(), _tz()).date()
+    return {
+        "waiting": list(base.filter(mine_or_department, status=Consultation.Status.WAITING)
+                        .order_by("deadline_at")),
+        "active": list(base.filter(doctor=doctor, status=Consultation.Status.ACTIVE)
+                       .order_by("first_response_at")),
+        "bookings": list(Booking.objects.filter(doctor=doctor, date=today,
+                                                status__in=Booking.ACTIVE + (Booking.Status.NO_SHOW,))
+                         .select_related("family_member", "slice").order_by("slice__start",
+                                                                            "queue_number")),
+        "today": today,
+    }
+
+
+def _percentiles(group_field: str) -> dict:
+    """p50 / p90 first-response minutes per group, in one SQL query."""
+    table = Consultation._meta.db_table
+    column = Consultation._meta.get_field(group_field).column
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT {column}, "  # noqa: S608 - column names come from the model, not input
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM first_response_at"
+            " - paid_at) / 60), "
+            "percentile_cont(0.9) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM first_response_at"
+            " - paid_at) / 60) "
+            f"FROM {table} WHERE first_response_at IS NOT NULL AND paid_at IS NOT NULL "
+            f"AND {column} IS NOT NULL GROUP BY {column}")
+        return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+
+
+def quality(group_by: str) -> list[dict]:
+    """Per doctor (`doctor`) or department (`department`): consultations that were paid,
+    first-response p50 / p90 in minutes, timeout rate, average rating and number of ratings."""
+    from registration.models import Department, Doctor
+
+    timed_out = [Consultation.Status.TIMED_OUT, Consultation.Status.REFUNDED]
+    rows = (Consultation.objects.filter(paid_at__isnull=False)
+            .exclude(**{f"{group_by}__isnull": True})
+            .values(group_by)
+            .annotate(n=Count("pk"),
+                      timeouts=Count("pk", filter=Q(status__in=timed_out)),
+                      avg_rating=Avg("rating"), n_ratings=Count("rating"))
+            .order_by(group_by))
+    pct = _percentiles(group_by)
+    model = Doctor if group_by == "doctor" else Department
+    names = {o.pk: o for o in model.objects.filter(pk__in=[r[group_by] for r in rows])}
+    out = []
+    for r in rows:
+        p50, p90 = pct.get(r[group_by], (None, None))
+        out.append({"who": names.get(r[group_by]), "n": r["n"], "p50": p50, "p90": p90,
+                    "timeout_rate": r["timeouts"] / r["n"] if r["n"] else 0,
+                    "rating": r["avg_rating"], "ratings": r["n_ratings"]})
+    return out
