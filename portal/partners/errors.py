@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # Domain errors answer 409 (the request is fine, the state of things refuses it) unless listed.
 DOMAIN_STATUS = {
     "patient_mismatch": 422,
+    "invalid_report": 422,
+    "unknown_patient": 422,
     "identity_required": 422,
     "not_your_patient": 403,
     "unknown_scope": 400,
@@ -51,6 +53,8 @@ ERROR_CODES = {
     "patient_mismatch": "422: the resident ID is registered under another name",
     "identity_required": "422",
     "bill_not_editable": "409",
+    "invalid_report": "422: the report is not acceptable (kind, items, title)",
+    "unknown_patient": "422: no patient card has that medical record number",
     "server_error": "500",
 }
 

@@ -102,6 +102,7 @@ class PartnerRecord(models.Model):
     class Kind(models.TextChoices):
         BOOKING = "booking", _("booking")
         BILL = "bill", _("clinic bill")
+        REPORT = "report", _("report")
 
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
     hospital = models.ForeignKey("tenants.Hospital", on_delete=models.CASCADE, related_name="+")

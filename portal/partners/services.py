@@ -72,8 +72,9 @@ def grant_create(*, partner: Partner, hospital) -> Grant:
 
 
 def record_object(*, partner: Partner, hospital, kind: str, object_id: int) -> PartnerRecord:
-    return PartnerRecord.objects.create(partner=partner, hospital=hospital, kind=kind,
-                                        object_id=object_id)
+    record, _created = PartnerRecord.objects.get_or_create(
+        hospital=hospital, kind=kind, object_id=object_id, defaults={"partner": partner})
+    return record
 
 
 def record_owner(*, hospital_id: int, kind: str, object_id: int) -> int | None:

@@ -5,6 +5,7 @@ portal/urls_hospital.py): one set of resource views, mounted under the platform'
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from consult import api as consult_api
 from payments import api as payments_api
 from portal.notifications import api as notifications_api
 from registration import api as registration_api
@@ -12,7 +13,7 @@ from registration import api as registration_api
 from .api import HospitalListView, NotFoundView
 
 hospital_resources = ([*registration_api.urlpatterns, *payments_api.urlpatterns,
-                       *notifications_api.urlpatterns], "api")
+                       *consult_api.urlpatterns, *notifications_api.urlpatterns], "api")
 
 
 

@@ -23,6 +23,7 @@ RESOURCES = [
     ("get", "bills/", "bills:write"),
     ("post", "bills/", "bills:write"),
     ("get", "bills/{bill}/", "bills:write"),
+    ("post", "reports/", "reports:write"),
     ("get", "webhooks/", "webhooks:manage"),
     ("post", "webhooks/", "webhooks:manage"),
     ("get", "webhooks/{webhook}/", "webhooks:manage"),
@@ -47,7 +48,9 @@ def _call(client: ApiClient, method: str, path: str, ids: dict):
         body = {"slot": ids["slot"], "patient": patient_body()} if path == "bookings/" else \
             {"patient": patient_body(), "items": [{"name": "x", "unit_price_fen": 1}]} \
             if path == "bills/" else {"url": "https://x.example/", "events": ["*"]} \
-            if path == "webhooks/" else {}
+            if path == "webhooks/" else {"patient": patient_body(), "kind": "visit_summary",
+                                         "title": "门诊小结"} \
+            if path == "reports/" else {}
         return client.post(path, body)
     return getattr(client, method)(path)
 
