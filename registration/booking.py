@@ -21,7 +21,7 @@ import logging
 from datetime import datetime, time, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -146,7 +146,9 @@ def _lock_patient(family_member_id: int) -> None:
 
 
 def check_patient_rules(*, family_member, doctor_id: int, day) -> None:
-    """Ban, max active bookings, one booking per doctor per day. Call with the patient locked."""
+    """Ban, max active bookings, one booking per doctor per day. Call with the patient locked.
+
+    Two queries (the ban, then both counts in one aggregate): this runs on every booking."""
     h = _hospital()
     today = timezone.localdate(timezone=_tz())
     ban = BookingBan.objects.filter(family_member=family_member, until__gte=today).order_by(
@@ -155,13 +157,14 @@ def check_patient_rules(*, family_member, doctor_id: int, day) -> None:
         raise PatientBanned(_("Online booking for %(name)s is suspended until %(until)s: "
                               "%(reason)s") % {"name": family_member.name, "until": ban.until,
                                                "reason": ban.reason})
-    active = Booking.objects.filter(family_member=family_member, status__in=Booking.ACTIVE,
-                                    date__gte=today)
-    if active.count() >= h.max_active_bookings:
+    counts = Booking.objects.filter(
+        family_member=family_member, status__in=Booking.ACTIVE, date__gte=today).aggregate(
+        active=Count("pk"), same_doctor_day=Count("pk", filter=Q(doctor_id=doctor_id, date=day)))
+    if counts["active"] >= h.max_active_bookings:
         raise BookingLimitReached(
             _("%(name)s already has %(n)d active bookings here, the most allowed.") % {
                 "name": family_member.name, "n": h.max_active_bookings})
-    if h.one_booking_per_doctor_per_day and active.filter(doctor_id=doctor_id, date=day).exists():
+    if h.one_booking_per_doctor_per_day and counts["same_doctor_day"]:
         raise DuplicateBooking(
             _("%(name)s already has a booking with this doctor on that day.") % {
                 "name": family_member.name})
@@ -187,48 +190,66 @@ def _free_queue_number(slice_: TimeSlice) -> int:
 # --------------------------------------------------------------------------- hold / confirm
 
 
-def booking_hold(*, slice_id: int, family_member, account, source: str = "web") -> Booking:
-    """Take a place for a patient: confirmed at once if free, otherwise a hold awaiting payment."""
+def booking_hold(*, slice_id: int, family_member, account, source: str = "web",
+                 time_slice: TimeSlice | None = None) -> Booking:
+    """Take a place for a patient: confirmed at once if free, otherwise a hold awaiting payment.
+
+    `time_slice`: the slice `slice_id` names, if the caller has just loaded it with its
+    schedule and doctor (the booking page has): it saves reading it again. Its `booked` count
+    only serves the early "sold out" answer; the place itself is taken by the conditional
+    UPDATE below, and the schedule's status and fee are read again under a row lock.
+    """
     if family_member.account_id != account.pk:
         raise NotYourPatient(_("You can only book for your own family members."))
+    if time_slice is not None and time_slice.pk != slice_id:
+        raise ValueError("time_slice is not the slice slice_id names")
+    slice_ = time_slice or (TimeSlice.objects.select_related("schedule__doctor")
+                            .filter(pk=slice_id).first())
+    if slice_ is None:
+        raise SlotSoldOut(_("This time is no longer available."))
+    check_bookable(slice_)
+    if _hospital().identity_required and not family_member.id_number:
+        raise BookingError(_("A resident ID number is needed to book."),
+                           code="identity_required")
+    # In a rush most requests come after the last place went: refuse them before taking any
+    # lock or opening a transaction. (A stale count only lets a request through to the UPDATE,
+    # which decides.)
+    if slice_.booked >= slice_.capacity:
+        raise SlotSoldOut(_("Sorry, this time has just been fully booked."))
+    schedule = slice_.schedule
     with transaction.atomic():
-        slice_ = TimeSlice.objects.select_related("schedule__doctor").filter(pk=slice_id).first()
-        if slice_ is None:
-            raise SlotSoldOut(_("This time is no longer available."))
-        check_bookable(slice_)
-        schedule = slice_.schedule
         # FOR SHARE: many bookings of one session proceed together, but a stop-clinic (which
         # takes the row FOR UPDATE) waits for them, or they for it, and then see "stopped".
+        # The fee is read here too, so the booking charges what the locked row says.
         with connection.cursor() as cur:
-            cur.execute("SELECT status FROM registration_schedule WHERE id = %s FOR SHARE",
-                        [schedule.pk])
-            (status,) = cur.fetchone()
+            cur.execute("SELECT status, fee_fen FROM registration_schedule WHERE id = %s "
+                        "FOR SHARE", [schedule.pk])
+            status, fee_fen = cur.fetchone()
         if status != Schedule.Status.OPEN:
             raise ScheduleStopped(
                 _("The doctor has stopped this clinic; please choose another time."))
-        if _hospital().identity_required and not family_member.id_number:
-            raise BookingError(_("A resident ID number is needed to book."),
-                               code="identity_required")
         _lock_patient(family_member.pk)
         check_patient_rules(family_member=family_member, doctor_id=schedule.doctor_id,
                             day=schedule.date)
+        # Before the place is taken: the slice row stays locked from the UPDATE to the commit,
+        # so whatever does not need that lock is done first (a rush queues on it).
+        card = patient_card_for(family_member=family_member)
         # The one place where capacity is spent: atomic, and it locks the slice row.
         if not TimeSlice.objects.filter(pk=slice_.pk, booked__lt=F("capacity")).update(
                 booked=F("booked") + 1):
             raise SlotSoldOut(_("Sorry, this time has just been fully booked."))
-        card = patient_card_for(family_member=family_member)
         now = timezone.now()
         booking = Booking(slice=slice_, schedule=schedule, doctor=schedule.doctor,
                           date=schedule.date, patient_card=card, family_member=family_member,
                           account=account, queue_number=_free_queue_number(slice_),
-                          fee_fen=schedule.fee_fen, source=source)
-        if schedule.fee_fen == 0:
+                          fee_fen=fee_fen, source=source)
+        if fee_fen == 0:
             booking.status, booking.confirmed_at = Booking.Status.CONFIRMED, now
         else:
             hold = timedelta(minutes=_hospital().hold_minutes)
             booking.status, booking.hold_expires_at = Booking.Status.HELD, now + hold
             booking.order = payments.order_create(
-                kind=Order.Kind.REGISTRATION, payer=account, total_fen=schedule.fee_fen,
+                kind=Order.Kind.REGISTRATION, payer=account, total_fen=fee_fen,
                 description=_("Registration: %(doctor)s %(day)s #%(n)d") % {
                     "doctor": schedule.doctor.name, "day": schedule.date.isoformat(),
                     "n": booking.queue_number},

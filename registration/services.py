@@ -49,17 +49,29 @@ def _next_record_number() -> str:
     return f"{timezone.now():%Y}{n:06d}"
 
 
-@transaction.atomic
 def patient_card_for(*, family_member) -> PatientCard:
-    """This hospital's card for a family member, created on first use."""
+    """This hospital's card for a family member, created on first use.
+
+    On the booking path, so it stays cheap: one SELECT for a returning patient; for a new one
+    the INSERT ... ON CONFLICT DO NOTHING settles a concurrent first booking of the same member
+    without an IntegrityError, hence without savepoints (the loser reads the winner's card).
+    """
+    from django.db import connection
+    from django.utils import timezone
+
     card = PatientCard.objects.filter(family_member=family_member).first()
     if card is not None:
         return card
-    from django.db import IntegrityError
-
-    try:
-        with transaction.atomic():
-            return PatientCard.objects.create(family_member=family_member,
-                                              medical_record_number=_next_record_number())
-    except IntegrityError:  # created concurrently by another request
+    number, now = _next_record_number(), timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO registration_patientcard (family_member_id, medical_record_number, "
+            "created_at) VALUES (%s, %s, %s) ON CONFLICT (family_member_id) DO NOTHING "
+            "RETURNING id", [family_member.pk, number, now])
+        row = cur.fetchone()
+    if row is None:  # created concurrently by another request
         return PatientCard.objects.get(family_member=family_member)
+    card = PatientCard(pk=row[0], family_member=family_member, medical_record_number=number,
+                       created_at=now)
+    card._state.adding, card._state.db = False, connection.alias
+    return card

@@ -258,7 +258,7 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                              error=_("Choose one of your family members for this appointment."))
     try:
         booking = svc.booking_hold(slice_id=slice_.pk, family_member=member,
-                                   account=request.user, source="web")
+                                   account=request.user, source="web", time_slice=slice_)
     except svc.BookingError as exc:
         slice_.refresh_from_db(fields=["booked"])
         return _confirm_page(request, slice_, error=exc.message, chosen=member.pk,
