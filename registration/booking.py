@@ -21,7 +21,7 @@ import logging
 from datetime import datetime, time, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -145,26 +145,42 @@ def _lock_patient(family_member_id: int) -> None:
                     [_MEMBER_LOCK_NAMESPACE, family_member_id])
 
 
-def check_patient_rules(*, family_member, doctor_id: int, day) -> None:
-    """Ban, max active bookings, one booking per doctor per day. Call with the patient locked.
+# The rules' facts in one round trip: the latest ban still running, the patient's active
+# bookings from today on, and how many of those are with this doctor on that day.
+_PATIENT_FACTS_SQL = """
+    SELECT ban.until, ban.reason, COUNT(b.id),
+           COUNT(b.id) FILTER (WHERE b.doctor_id = %(doctor)s AND b.date = %(day)s)
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (SELECT until, reason FROM registration_bookingban
+                       WHERE family_member_id = %(member)s AND until >= %(today)s
+                       ORDER BY until DESC LIMIT 1) AS ban ON true
+    LEFT JOIN registration_booking AS b
+           ON b.family_member_id = %(member)s AND b.status = ANY(%(active)s)
+          AND b.date >= %(today)s
+    GROUP BY ban.until, ban.reason
+"""
 
-    Two queries (the ban, then both counts in one aggregate): this runs on every booking."""
+
+def check_patient_rules(*, family_member, doctor_id: int, day) -> None:
+    """Ban, max active bookings, one booking per doctor per day. Call with the patient locked
+    (in its own statement after the lock, so that it sees what the previous holder committed).
+    """
     h = _hospital()
     today = timezone.localdate(timezone=_tz())
-    ban = BookingBan.objects.filter(family_member=family_member, until__gte=today).order_by(
-        "-until").first()
-    if ban is not None:
+    with connection.cursor() as cur:
+        cur.execute(_PATIENT_FACTS_SQL, {
+            "member": family_member.pk, "today": today, "doctor": doctor_id, "day": day,
+            "active": list(Booking.ACTIVE)})
+        ban_until, ban_reason, active, same_doctor_day = cur.fetchone()
+    if ban_until is not None:
         raise PatientBanned(_("Online booking for %(name)s is suspended until %(until)s: "
-                              "%(reason)s") % {"name": family_member.name, "until": ban.until,
-                                               "reason": ban.reason})
-    counts = Booking.objects.filter(
-        family_member=family_member, status__in=Booking.ACTIVE, date__gte=today).aggregate(
-        active=Count("pk"), same_doctor_day=Count("pk", filter=Q(doctor_id=doctor_id, date=day)))
-    if counts["active"] >= h.max_active_bookings:
+                              "%(reason)s") % {"name": family_member.name, "until": ban_until,
+                                               "reason": ban_reason})
+    if active >= h.max_active_bookings:
         raise BookingLimitReached(
             _("%(name)s already has %(n)d active bookings here, the most allowed.") % {
                 "name": family_member.name, "n": h.max_active_bookings})
-    if h.one_booking_per_doctor_per_day and counts["same_doctor_day"]:
+    if h.one_booking_per_doctor_per_day and same_doctor_day:
         raise DuplicateBooking(
             _("%(name)s already has a booking with this doctor on that day.") % {
                 "name": family_member.name})
@@ -220,15 +236,17 @@ def booking_hold(*, slice_id: int, family_member, account, source: str = "web",
     with transaction.atomic():
         # FOR SHARE: many bookings of one session proceed together, but a stop-clinic (which
         # takes the row FOR UPDATE) waits for them, or they for it, and then see "stopped".
-        # The fee is read here too, so the booking charges what the locked row says.
+        # The fee is read here too, so the booking charges what the locked row says. The same
+        # round trip takes the patient's advisory lock (see _lock_patient); the rules are then
+        # read by a later statement, whose snapshot is taken after the lock was granted.
         with connection.cursor() as cur:
-            cur.execute("SELECT status, fee_fen FROM registration_schedule WHERE id = %s "
-                        "FOR SHARE", [schedule.pk])
-            status, fee_fen = cur.fetchone()
+            cur.execute("SELECT status, fee_fen, pg_advisory_xact_lock(%s, %s) "
+                        "FROM registration_schedule WHERE id = %s FOR SHARE",
+                        [_MEMBER_LOCK_NAMESPACE, family_member.pk, schedule.pk])
+            status, fee_fen, _locked = cur.fetchone()
         if status != Schedule.Status.OPEN:
             raise ScheduleStopped(
                 _("The doctor has stopped this clinic; please choose another time."))
-        _lock_patient(family_member.pk)
         check_patient_rules(family_member=family_member, doctor_id=schedule.doctor_id,
                             day=schedule.date)
         # Before the place is taken: the slice row stays locked from the UPDATE to the commit,
