@@ -73,9 +73,14 @@ class _DomainCache:
         with self._lock:
             self._entries.clear()
         try:
-            self._client().incr(DOMAIN_GENERATION_KEY)
+            generation = self._client().incr(DOMAIN_GENERATION_KEY)
         except redis.RedisError:
             log.warning("could not publish a domain cache invalidation (Redis unreachable)")
+            return
+        # This process has already forgotten everything: adopt the new generation, or the
+        # next check would clear the entries cached since (and cost one more lookup each).
+        with self._lock:
+            self._generation = str(generation).encode()
 
 
 domain_cache = _DomainCache()
