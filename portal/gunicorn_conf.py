@@ -5,9 +5,10 @@ gets. Command-line options override it (e.g. `-b 0.0.0.0:8000`).
 
 Sizing: one worker process per core (WEB_CONCURRENCY), each with a few threads (gthread):
 a request spends part of its time waiting on PostgreSQL and Redis, when another thread of the
-same process can run. Measured with the booking rush on 2 cores: 2 workers x 4 threads;
-4 sync workers and 3 x 2 were no better. Every thread keeps its own persistent database
-connection (CONN_MAX_AGE), so PostgreSQL sees workers x threads connections per machine.
+same process can run. With the booking rush on 2 cores, 2 x 8 threads measured no better
+than 2 x 4 (and, earlier, neither did 4 sync workers nor 3 x 2). Every thread keeps its own
+persistent database connection (CONN_MAX_AGE), so PostgreSQL sees workers x threads
+connections per machine.
 """
 
 from __future__ import annotations
