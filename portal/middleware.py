@@ -77,8 +77,8 @@ class _DomainCache:
         except redis.RedisError:
             log.warning("could not publish a domain cache invalidation (Redis unreachable)")
             return
-        # This process has already forgotten everything: adopt the new generation, or the
-        # next check would clear the entries cached since (and cost one more lookup each).
+        # This process has already forgotten everything: remember the generation it published,
+        # or its next check would see "a change" and empty the fresh entries once more.
         with self._lock:
             self._generation = str(generation).encode()
 
