@@ -20,8 +20,10 @@ What it does, in one run:
 3. Starts its own Redis (broker and cache, so no expiry task reaches anyone else's worker) and
    gunicorn with ``portal.settings.production`` (DEBUG off, CONN_MAX_AGE 60, SECRET_KEY /
    ALLOWED_HOSTS / PLATFORM_URL from the environment) plus a temporary STATIC_ROOT for
-   collectstatic; default 2 gthread workers x 4 threads (2 cores, shared with PostgreSQL and
-   the load generator; 4 sync workers and 3 x 2 measured no better).
+   collectstatic, and the production gunicorn config ``portal/gunicorn_conf.py`` (what the
+   README's deployment section runs: gthread, one worker per core x 4 threads, so 2 x 4 here,
+   on cores shared with PostgreSQL and the load generator); ``--workers`` / ``--threads``
+   override it to compare.
 4. Load: 50 concurrent clients, Python threads, one keep-alive ``http.client`` connection each
    (opened per phase; every phase starts all clients together behind a barrier).
    (a) trivial page: ``GET /`` of the hospital (home page: department tree, one query),
@@ -105,9 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="hot-slice POSTs per client (default 8; 4 with --quick)")
     p.add_argument("--spread-requests", type=int, default=None,
                    help="spread POSTs per client (default 120; 16 with --quick)")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    p.add_argument("--threads", type=int, default=4,
-                   help="threads per worker (default 4: gthread; 1: sync worker)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="gunicorn workers (default: portal/gunicorn_conf.py, one per core)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per worker (default: portal/gunicorn_conf.py, 4; 1: sync "
+                        "worker)")
     p.add_argument("--db-name", default="portal_rush", help="scratch database (default portal_rush)")
     p.add_argument("--keep-db", action="store_true", help="do not drop the scratch database")
     p.add_argument("--override", action="append", default=[], metavar="NAME=VALUE",
@@ -119,6 +123,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not re.fullmatch(r"[A-Z][A-Z0-9_]*=.+", item):
             p.error(f"--override {item!r}: expected NAME=VALUE")
     q = args.quick
+    conf = _gunicorn_conf()
+    if args.workers is None:
+        args.workers = conf.workers
+    if args.threads is None:
+        args.threads = conf.threads
     for name, full, quick in (("doctors", 300, 60), ("days", 30, 10),
                               ("trivial_requests", 300, 50), ("hot_requests", 8, 4),
                               ("spread_requests", 120, 16)):
@@ -131,6 +140,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.clients * args.hot_requests < HOT_CAPACITY:
         p.error(f"--clients x --hot-requests must be at least {HOT_CAPACITY}")
     return args
+
+
+def _gunicorn_conf():
+    """The production gunicorn settings (portal/gunicorn_conf.py), which the bench serves with."""
+    sys.path.insert(0, str(ROOT))
+    from portal import gunicorn_conf
+
+    return gunicorn_conf
 
 
 # --------------------------------------------------------------------------- scratch database
@@ -651,13 +668,15 @@ def run(args: argparse.Namespace, env: dict, tmp: Path, procs: list) -> dict:
     SOLD_OUT_MARKERS.append("slot_sold_out")
 
     port = free_port()
-    worker_args = ["-w", str(args.workers)]
-    if args.threads > 1:
-        worker_args += ["-k", "gthread", "--threads", str(args.threads)]
+    # The production config file, as the README's deployment section runs it; only the
+    # address (and --workers / --threads when given) on the command line.
+    worker_args = ["-w", str(args.workers), "--threads", str(args.threads)]
+    if args.threads == 1:
+        worker_args += ["-k", "sync"]
     web_log = open(tmp / "web.log", "wb")  # noqa: SIM115
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}",
-         *worker_args, "--timeout", "120", "--keep-alive", "30"],
+        [sys.executable, "-m", "gunicorn", "-c", "python:portal.gunicorn_conf", "portal.wsgi",
+         "-b", f"127.0.0.1:{port}", *worker_args],
         cwd=ROOT, env={**os.environ, **env}, stdout=web_log, stderr=subprocess.STDOUT)
     procs.append(web)
     deadline = time.time() + 60

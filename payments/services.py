@@ -70,12 +70,24 @@ def on_order_closed(kind: str):
 # --------------------------------------------------------------------------- provider
 
 
+def _not_configured() -> DomainError:
+    return DomainError(_("Online payment is not set up for this hospital."),
+                       code="payments_not_configured")
+
+
 def payment_settings() -> PaymentSettings:
     obj = PaymentSettings.objects.order_by("pk").first()
     if obj is None:
-        raise DomainError(_("Online payment is not set up for this hospital."),
-                          code="payments_not_configured")
+        raise _not_configured()
     return obj
+
+
+def _provider_name() -> str:
+    """The configured provider's name only (every order records it; no secrets loaded)."""
+    name = PaymentSettings.objects.order_by("pk").values_list("provider", flat=True).first()
+    if name is None:
+        raise _not_configured()
+    return name
 
 
 def provider_for(settings_row: PaymentSettings | None = None) -> PaymentProvider:
@@ -118,7 +130,6 @@ def _event(order: Order, action: str, *, source: str, actor=None, before: str = 
                               to_status=order.status, actor=actor, source=source, detail=detail)
 
 
-@transaction.atomic
 def order_create(*, kind: str, description: str, payer, total_fen: Fen, insurance_fen: Fen = 0,
                  expires_in: timedelta | None = None) -> Order:
     if not isinstance(total_fen, int) or not isinstance(insurance_fen, int):
@@ -129,12 +140,18 @@ def order_create(*, kind: str, description: str, payer, total_fen: Fen, insuranc
         raise InvalidAmount(_("Unknown order kind."))
     if expires_in is None:
         expires_in = timedelta(minutes=getattr(connection.tenant, "hold_minutes", 15) or 15)
-    order = Order.objects.create(
-        out_trade_no=_order_number(), kind=kind, description=description[:127], payer=payer,
-        total_fen=total_fen, insurance_fen=insurance_fen, self_pay_fen=total_fen - insurance_fen,
-        provider=payment_settings().provider, expires_at=timezone.now() + expires_in)
-    _event(order, "created", source="patient", actor=payer, total_fen=total_fen,
-           insurance_fen=insurance_fen)
+    provider = _provider_name()
+    # Every refusal above happens before any write, so the order and its audit row need no
+    # savepoint of their own inside a caller's transaction (the booking path is hot); on their
+    # own they still commit together.
+    with transaction.atomic(savepoint=False):
+        order = Order.objects.create(
+            out_trade_no=_order_number(), kind=kind, description=description[:127], payer=payer,
+            total_fen=total_fen, insurance_fen=insurance_fen,
+            self_pay_fen=total_fen - insurance_fen, provider=provider,
+            expires_at=timezone.now() + expires_in)
+        _event(order, "created", source="patient", actor=payer, total_fen=total_fen,
+               insurance_fen=insurance_fen)
     return order
 
 

@@ -18,7 +18,8 @@ Invariants and how they are kept:
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -29,8 +30,8 @@ from payments import services as payments
 from payments.models import Order
 from portal.errors import DomainError
 
-from .models import Booking, BookingBan, BookingEvent, Schedule, TimeSlice, WaitlistEntry
-from .services import patient_card_for
+from .models import Booking, BookingBan, BookingEvent, PatientCard, Schedule, TimeSlice, WaitlistEntry
+from .services import patient_card_create
 
 log = logging.getLogger(__name__)
 
@@ -145,26 +146,69 @@ def _lock_patient(family_member_id: int) -> None:
                     [_MEMBER_LOCK_NAMESPACE, family_member_id])
 
 
-def check_patient_rules(*, family_member, doctor_id: int, day) -> None:
-    """Ban, max active bookings, one booking per doctor per day. Call with the patient locked."""
+@dataclass(frozen=True)
+class _PatientFacts:
+    ban_until: date | None
+    ban_reason: str | None
+    active: int  # active bookings from today on
+    same_doctor_day: int  # ... of which with this doctor on that day
+    card: PatientCard | None  # this hospital's card, if the member has one
+
+
+# The rules' facts, and the patient's card, in one round trip.
+_PATIENT_FACTS_SQL = """
+    SELECT ban.until, ban.reason, COUNT(b.id),
+           COUNT(b.id) FILTER (WHERE b.doctor_id = %(doctor)s AND b.date = %(day)s),
+           card.id, card.medical_record_number, card.created_at
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (SELECT until, reason FROM registration_bookingban
+                       WHERE family_member_id = %(member)s AND until >= %(today)s
+                       ORDER BY until DESC LIMIT 1) AS ban ON true
+    LEFT JOIN registration_patientcard AS card ON card.family_member_id = %(member)s
+    LEFT JOIN registration_booking AS b
+           ON b.family_member_id = %(member)s AND b.status = ANY(%(active)s)
+          AND b.date >= %(today)s
+    GROUP BY ban.until, ban.reason, card.id
+"""
+
+
+def _patient_facts(*, family_member, doctor_id: int, day) -> _PatientFacts:
+    # Its own statement after the patient's lock, so that it sees what the previous holder of
+    # the lock committed.
+    with connection.cursor() as cur:
+        cur.execute(_PATIENT_FACTS_SQL, {
+            "member": family_member.pk, "today": timezone.localdate(timezone=_tz()),
+            "doctor": doctor_id, "day": day, "active": list(Booking.ACTIVE)})
+        until, reason, active, same, card_id, card_number, card_created = cur.fetchone()
+    card = None
+    if card_id is not None:
+        card = PatientCard(pk=card_id, family_member=family_member,
+                           medical_record_number=card_number, created_at=card_created)
+        card._state.adding, card._state.db = False, connection.alias
+    return _PatientFacts(until, reason, active, same, card)
+
+
+def _check_patient_facts(family_member, facts: _PatientFacts) -> None:
     h = _hospital()
-    today = timezone.localdate(timezone=_tz())
-    ban = BookingBan.objects.filter(family_member=family_member, until__gte=today).order_by(
-        "-until").first()
-    if ban is not None:
+    if facts.ban_until is not None:
         raise PatientBanned(_("Online booking for %(name)s is suspended until %(until)s: "
-                              "%(reason)s") % {"name": family_member.name, "until": ban.until,
-                                               "reason": ban.reason})
-    active = Booking.objects.filter(family_member=family_member, status__in=Booking.ACTIVE,
-                                    date__gte=today)
-    if active.count() >= h.max_active_bookings:
+                              "%(reason)s") % {"name": family_member.name,
+                                               "until": facts.ban_until,
+                                               "reason": facts.ban_reason})
+    if facts.active >= h.max_active_bookings:
         raise BookingLimitReached(
             _("%(name)s already has %(n)d active bookings here, the most allowed.") % {
                 "name": family_member.name, "n": h.max_active_bookings})
-    if h.one_booking_per_doctor_per_day and active.filter(doctor_id=doctor_id, date=day).exists():
+    if h.one_booking_per_doctor_per_day and facts.same_doctor_day:
         raise DuplicateBooking(
             _("%(name)s already has a booking with this doctor on that day.") % {
                 "name": family_member.name})
+
+
+def check_patient_rules(*, family_member, doctor_id: int, day) -> None:
+    """Ban, max active bookings, one booking per doctor per day. Call with the patient locked."""
+    _check_patient_facts(family_member, _patient_facts(
+        family_member=family_member, doctor_id=doctor_id, day=day))
 
 
 def _event(booking: Booking, action: str, *, source: str, actor=None, before: str = "",
@@ -175,9 +219,13 @@ def _event(booking: Booking, action: str, *, source: str, actor=None, before: st
 
 
 def _free_queue_number(slice_: TimeSlice) -> int:
-    # Called with the slice row locked (by the conditional UPDATE that took the place).
-    taken = set(Booking.objects.filter(slice_id=slice_.pk, status__in=Booking.ACTIVE)
-                .values_list("queue_number", flat=True))
+    # Called with the slice row locked (by the conditional UPDATE that took the place), in a
+    # statement of its own: its snapshot then includes the bookings of whoever held the lock
+    # before (a subquery of the UPDATE would not see them, and hand out a taken number).
+    with connection.cursor() as cur:
+        cur.execute("SELECT queue_number FROM registration_booking "
+                    "WHERE slice_id = %s AND status = ANY(%s)", [slice_.pk, list(Booking.ACTIVE)])
+        taken = {n for (n,) in cur.fetchall()}
     for n in range(slice_.queue_base, slice_.queue_base + slice_.capacity):
         if n not in taken:
             return n
@@ -187,48 +235,69 @@ def _free_queue_number(slice_: TimeSlice) -> int:
 # --------------------------------------------------------------------------- hold / confirm
 
 
-def booking_hold(*, slice_id: int, family_member, account, source: str = "web") -> Booking:
-    """Take a place for a patient: confirmed at once if free, otherwise a hold awaiting payment."""
+def booking_hold(*, slice_id: int, family_member, account, source: str = "web",
+                 time_slice: TimeSlice | None = None) -> Booking:
+    """Take a place for a patient: confirmed at once if free, otherwise a hold awaiting payment.
+
+    `time_slice`: the slice `slice_id` names, if the caller has just loaded it with its
+    schedule and doctor (the booking page has): it saves reading it again. Its `booked` count
+    only serves the early "sold out" answer; the place itself is taken by the conditional
+    UPDATE below, and the schedule's status and fee are read again under a row lock.
+    """
     if family_member.account_id != account.pk:
         raise NotYourPatient(_("You can only book for your own family members."))
+    if time_slice is not None and time_slice.pk != slice_id:
+        raise ValueError("time_slice is not the slice slice_id names")
+    slice_ = time_slice or (TimeSlice.objects.select_related("schedule__doctor")
+                            .filter(pk=slice_id).first())
+    if slice_ is None:
+        raise SlotSoldOut(_("This time is no longer available."))
+    check_bookable(slice_)
+    if _hospital().identity_required and not family_member.id_number:
+        raise BookingError(_("A resident ID number is needed to book."),
+                           code="identity_required")
+    # In a rush most requests come after the last place went: refuse them before taking any
+    # lock or opening a transaction. (A stale count only lets a request through to the UPDATE,
+    # which decides.)
+    if slice_.booked >= slice_.capacity:
+        raise SlotSoldOut(_("Sorry, this time has just been fully booked."))
+    schedule = slice_.schedule
     with transaction.atomic():
-        slice_ = TimeSlice.objects.select_related("schedule__doctor").filter(pk=slice_id).first()
-        if slice_ is None:
-            raise SlotSoldOut(_("This time is no longer available."))
-        check_bookable(slice_)
-        schedule = slice_.schedule
         # FOR SHARE: many bookings of one session proceed together, but a stop-clinic (which
         # takes the row FOR UPDATE) waits for them, or they for it, and then see "stopped".
+        # The fee is read here too, so the booking charges what the locked row says. The same
+        # round trip takes the patient's advisory lock (see _lock_patient); the rules are then
+        # read by a later statement, whose snapshot is taken after the lock was granted.
         with connection.cursor() as cur:
-            cur.execute("SELECT status FROM registration_schedule WHERE id = %s FOR SHARE",
-                        [schedule.pk])
-            (status,) = cur.fetchone()
+            cur.execute("SELECT status, fee_fen, pg_advisory_xact_lock(%s, %s) "
+                        "FROM registration_schedule WHERE id = %s FOR SHARE",
+                        [_MEMBER_LOCK_NAMESPACE, family_member.pk, schedule.pk])
+            status, fee_fen, _locked = cur.fetchone()
         if status != Schedule.Status.OPEN:
             raise ScheduleStopped(
                 _("The doctor has stopped this clinic; please choose another time."))
-        if _hospital().identity_required and not family_member.id_number:
-            raise BookingError(_("A resident ID number is needed to book."),
-                               code="identity_required")
-        _lock_patient(family_member.pk)
-        check_patient_rules(family_member=family_member, doctor_id=schedule.doctor_id,
-                            day=schedule.date)
+        facts = _patient_facts(family_member=family_member, doctor_id=schedule.doctor_id,
+                               day=schedule.date)
+        _check_patient_facts(family_member, facts)
+        # Before the place is taken: the slice row stays locked from the UPDATE to the commit,
+        # so whatever does not need that lock is done first (a rush queues on it).
+        card = facts.card or patient_card_create(family_member=family_member)
         # The one place where capacity is spent: atomic, and it locks the slice row.
         if not TimeSlice.objects.filter(pk=slice_.pk, booked__lt=F("capacity")).update(
                 booked=F("booked") + 1):
             raise SlotSoldOut(_("Sorry, this time has just been fully booked."))
-        card = patient_card_for(family_member=family_member)
         now = timezone.now()
         booking = Booking(slice=slice_, schedule=schedule, doctor=schedule.doctor,
                           date=schedule.date, patient_card=card, family_member=family_member,
                           account=account, queue_number=_free_queue_number(slice_),
-                          fee_fen=schedule.fee_fen, source=source)
-        if schedule.fee_fen == 0:
+                          fee_fen=fee_fen, source=source)
+        if fee_fen == 0:
             booking.status, booking.confirmed_at = Booking.Status.CONFIRMED, now
         else:
             hold = timedelta(minutes=_hospital().hold_minutes)
             booking.status, booking.hold_expires_at = Booking.Status.HELD, now + hold
             booking.order = payments.order_create(
-                kind=Order.Kind.REGISTRATION, payer=account, total_fen=schedule.fee_fen,
+                kind=Order.Kind.REGISTRATION, payer=account, total_fen=fee_fen,
                 description=_("Registration: %(doctor)s %(day)s #%(n)d") % {
                     "doctor": schedule.doctor.name, "day": schedule.date.isoformat(),
                     "n": booking.queue_number},

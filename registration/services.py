@@ -36,33 +36,41 @@ def departments_seed_defaults() -> int:
     return created
 
 
-def _next_record_number() -> str:
-    # A per-hospital sequence keeps numbers short and readable (e.g. 2026000123) without a race.
-    from django.db import connection
-
-    # The sequence is created by migration 0003 (DDL here raced with concurrent first bookings).
-    with connection.cursor() as cur:
-        cur.execute("SELECT nextval('patient_card_mrn_seq')")
-        (n,) = cur.fetchone()
-    from django.utils import timezone
-
-    return f"{timezone.now():%Y}{n:06d}"
-
-
-@transaction.atomic
 def patient_card_for(*, family_member) -> PatientCard:
     """This hospital's card for a family member, created on first use."""
     card = PatientCard.objects.filter(family_member=family_member).first()
-    if card is not None:
-        return card
-    from django.db import IntegrityError
+    return card if card is not None else patient_card_create(family_member=family_member)
 
-    try:
-        with transaction.atomic():
-            return PatientCard.objects.create(family_member=family_member,
-                                              medical_record_number=_next_record_number())
-    except IntegrityError:  # created concurrently by another request
+
+def patient_card_create(*, family_member) -> PatientCard:
+    """A new card with the next record number; the existing one if the member has one.
+
+    On the booking path, so one statement: the number comes from a per-hospital sequence
+    (created by migration 0003; DDL here raced with concurrent first bookings), e.g.
+    2026000123, and ON CONFLICT DO NOTHING settles a concurrent first booking of the same
+    member without an IntegrityError, hence without a savepoint (the loser reads the winner's
+    card).
+    """
+    from django.db import connection
+    from django.utils import timezone
+
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.execute("""
+            INSERT INTO registration_patientcard (family_member_id, medical_record_number,
+                                                  created_at)
+            SELECT %s, %s || CASE WHEN seq.n < 1000000 THEN lpad(seq.n::text, 6, '0')
+                                  ELSE seq.n::text END, %s
+            FROM (SELECT nextval('patient_card_mrn_seq') AS n) AS seq
+            ON CONFLICT (family_member_id) DO NOTHING
+            RETURNING id, medical_record_number""", [family_member.pk, f"{now:%Y}", now])
+        row = cur.fetchone()
+    if row is None:  # created concurrently by another request
         return PatientCard.objects.get(family_member=family_member)
+    card = PatientCard(pk=row[0], family_member=family_member, medical_record_number=row[1],
+                       created_at=now)
+    card._state.adding, card._state.db = False, connection.alias
+    return card
 
 
 def booking_create_for_partner(*, partner, slice_id: int, name: str, id_number: str,

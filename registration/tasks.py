@@ -13,7 +13,9 @@ def departments_seed_defaults_task() -> dict:
     return {"schema": connection.schema_name, "created": created}
 
 
-@shared_task(name="registration.booking_expire", acks_late=True)
+# ignore_result: one is sent per hold; nobody reads its result, and with the Redis result
+# backend each send would otherwise subscribe the web process to a result channel.
+@shared_task(name="registration.booking_expire", acks_late=True, ignore_result=True)
 def booking_expire_task(booking_id: int) -> bool:
     """Scheduled when a hold is made, for the moment it expires."""
     from .booking import booking_expire

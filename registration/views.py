@@ -245,8 +245,11 @@ def booking_new(request: HttpRequest) -> HttpResponse:
     slice_id = _int_or_none(data.get("slice"))
     slice_ = None
     if slice_id is not None:
-        slice_ = (TimeSlice.objects.select_related("schedule__doctor__department")
-                  .filter(pk=slice_id).first())
+        # A POST needs the schedule and doctor (booking_hold takes this slice); the department
+        # is only shown on a page, which a successful POST does not render.
+        related = ("schedule__doctor__department" if request.method == "GET"
+                   else "schedule__doctor")
+        slice_ = TimeSlice.objects.select_related(related).filter(pk=slice_id).first()
     if slice_ is None:
         return _problem(request, _("Choose a time to book from a doctor's page."),
                         status=BAD_REQUEST)
@@ -258,9 +261,10 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                              error=_("Choose one of your family members for this appointment."))
     try:
         booking = svc.booking_hold(slice_id=slice_.pk, family_member=member,
-                                   account=request.user, source="web")
+                                   account=request.user, source="web", time_slice=slice_)
     except svc.BookingError as exc:
-        slice_.refresh_from_db(fields=["booked"])
+        if slice_.booked < slice_.capacity:  # refused after this read: show the count now
+            slice_.refresh_from_db(fields=["booked"])
         return _confirm_page(request, slice_, error=exc.message, chosen=member.pk,
                              status=CONFLICT)
     if booking.status == Booking.Status.HELD and booking.order_id:

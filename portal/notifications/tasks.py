@@ -5,7 +5,9 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="notifications.relay_event", acks_late=True)
+# ignore_result: sent from every request that notifies; nobody reads its result, and with the
+# Redis result backend each send would otherwise subscribe the web process to a result channel.
+@shared_task(name="notifications.relay_event", acks_late=True, ignore_result=True)
 def relay_event(event_id: int) -> int:
     return services.event_relay(event_id=event_id)
 

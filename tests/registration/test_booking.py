@@ -128,6 +128,38 @@ def test_booking_sold_out_slice_refuses(hospital_a):
             svc.booking_hold(slice_id=s.pk, family_member=m2, account=u2)
 
 
+def test_booking_hold_with_loaded_slice_refuses_full_without_queries(hospital_a):
+    from django.test.utils import CaptureQueriesContext
+
+    with in_schema(hospital_a):
+        _, schedule = make_session(capacity=1)
+        s = _slices(schedule)[0]
+        u1, m1 = make_patient()
+        u2, m2 = make_patient()
+        svc.booking_hold(slice_id=s.pk, family_member=m1, account=u1)
+        loaded = TimeSlice.objects.select_related("schedule__doctor").get(pk=s.pk)
+        with CaptureQueriesContext(connection) as ctx, pytest.raises(svc.SlotSoldOut):
+            svc.booking_hold(slice_id=s.pk, family_member=m2, account=u2, time_slice=loaded)
+        assert ctx.captured_queries == []  # no lock, no transaction
+
+
+def test_booking_hold_with_stale_loaded_slice_still_decided_by_update(hospital_a):
+    with in_schema(hospital_a):
+        _, schedule = make_session(capacity=1)
+        s = _slices(schedule)[0]
+        stale = TimeSlice.objects.select_related("schedule__doctor").get(pk=s.pk)  # booked 0
+        u1, m1 = make_patient()
+        u2, m2 = make_patient()
+        svc.booking_hold(slice_id=s.pk, family_member=m1, account=u1)
+        with pytest.raises(svc.SlotSoldOut):
+            svc.booking_hold(slice_id=s.pk, family_member=m2, account=u2, time_slice=stale)
+        assert TimeSlice.objects.get(pk=s.pk).booked == 1
+        assert Booking.objects.filter(slice_id=s.pk).count() == 1
+        other = _slices(schedule)[1]
+        with pytest.raises(ValueError):
+            svc.booking_hold(slice_id=other.pk, family_member=m2, account=u2, time_slice=stale)
+
+
 def test_booking_expiry_releases_place_closes_order_and_offers_waitlist(hospital_a):
     with in_schema(hospital_a):
         _, schedule = make_session(capacity=1, slices=1)
