@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.bilingual import BilingualNameMixin
 
@@ -20,7 +21,9 @@ class Department(BilingualNameMixin, models.Model):
     intro = models.TextField(_("introduction"), blank=True)
     location = models.CharField(_("location"), max_length=100, blank=True,
                                 help_text=_("Building, floor and room patients go to."))
-    sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    # A context: a bare "order" is a payment order (订单) in the catalogue.
+    sort_order = models.PositiveSmallIntegerField(pgettext_lazy("position in a list", "order"),
+                                                  default=0)
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -72,7 +75,8 @@ class Doctor(BilingualNameMixin, models.Model):
         _("registration fee override (fen)"), null=True, blank=True,
         help_text=_("Leave empty to use the fee of the doctor's title."))
     is_active = models.BooleanField(_("active"), default=True)
-    sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    sort_order = models.PositiveSmallIntegerField(pgettext_lazy("position in a list", "order"),
+                                                  default=0)
     # The doctor's own login, for the workbench (a platform account with the doctor role).
     account = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="+", verbose_name=_("account"))

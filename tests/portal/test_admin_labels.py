@@ -1,0 +1,43 @@
+"""What staff read in the hospital admin: payment orders are 订单 (not 排序, "sort order"), and
+the audit trail names actions, statuses and sources in words, in the staff's language."""
+
+from __future__ import annotations
+
+import re
+
+from django.utils import translation
+
+from payments.models import Order
+from registration.models import Booking, Department, Doctor
+from tests.conftest import host_client, make_staff
+from tests.payments.test_callbacks import _paid_order
+
+
+def test_admin_labels_order_means_payment_order_and_sort_order_stays_distinct():
+    with translation.override("zh-hans"):
+        assert str(Order._meta.verbose_name) == "订单"
+        assert str(Booking._meta.get_field("order").verbose_name) == "订单"
+        assert str(Department._meta.get_field("sort_order").verbose_name) == "排序"
+        assert str(Doctor._meta.get_field("sort_order").verbose_name) == "排序"
+
+
+def _audit_rows(page: str) -> list[list[str]]:
+    body = page[page.index("操作记录"):]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    cells = [[re.sub(r"<[^>]+>|\s+", " ", c).strip()
+              for c in re.findall(r'<td class="field-[^"]+">(.*?)</td>', row, re.S)] for row in rows]
+    return [c for c in cells if c]
+
+
+def test_admin_labels_order_page_and_audit_trail_in_words(sandbox, catcher, hospital_a, patient,
+                                                          client_a):
+    order = _paid_order(sandbox, catcher, hospital_a, patient, client_a)
+    client = host_client("alpha.localhost", make_staff(hospital_a, "finance"))
+    page = client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
+    assert "查看 订单" in page and "排序" not in page
+    rows = _audit_rows(page)
+    # action, from status, to status, source (columns after the time)
+    assert ["已创建", "-", "待支付", "患者"] in [r[1:5] for r in rows]
+    assert ["已支付", "待支付", "已支付", "支付渠道"] in [r[1:5] for r in rows]
+    assert "原状态" in page and "新状态" in page
+    assert not [r for r in rows if "payment_started" in r or "provider" in r]
