@@ -41,3 +41,20 @@ def test_admin_labels_order_page_and_audit_trail_in_words(sandbox, catcher, hosp
     assert ["已支付", "待支付", "已支付", "支付渠道"] in [r[1:5] for r in rows]
     assert "原状态" in page and "新状态" in page
     assert not [r for r in rows if "payment_started" in r or "provider" in r]
+
+
+def test_admin_labels_platform_hospital_page_in_chinese(hospital_a):
+    from tests.conftest import PLATFORM_HOST, make_user
+
+    client = host_client(PLATFORM_HOST, make_user(is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/tenants/hospital/{hospital_a.pk}/change/").content.decode()
+    assert "数据库模式" in page and "h_alpha" in page and "Schema name" not in page
+    assert "主域名" in page and "Is primary" not in page and ">Domain<" not in page
+
+
+def test_admin_labels_django_strings_missing_from_its_catalogue(hospital_a, admin_a):
+    client = host_client("alpha.localhost", admin_a)
+    add = client.get("/admin/registration/schedule/add/").content.decode()
+    assert "- 请选择 -" in add and "Select an option" not in add
+    listing = client.get("/admin/registration/schedule/").content.decode()
+    assert "按日期筛选" in listing and "Filter by" not in listing
