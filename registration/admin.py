@@ -24,6 +24,7 @@ from payments.money import fen_to_yuan, yuan_to_fen
 from portal.accounts.models import StaffMembership, User
 from portal.accounts.selectors import staff_role
 from portal.admin_sites import (
+    AUDIT_SOURCES,
     AuditTrailInline,
     ReadOnlyInline,
     RoleInline,
@@ -493,14 +494,21 @@ def _booking_name(b: Booking) -> str:
     return f"{b.date.isoformat()} #{b.queue_number} {b.doctor.name} · {b.family_member}"
 
 
+class DoctorFilter(admin.RelatedFieldListFilter):
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        # Booking.doctor has no verbose name (naming it would be a migration): say it here.
+        self.title = _("doctor")
+
+
 @admin.register(Booking, site=hospital_admin_site)
 class BookingAdmin(DeskAdmin):
     """Registrars and hospital admins work the desk; finance looks (refund questions)."""
 
     read_only_roles = {Role.FINANCE}
-    list_display = ("date", "time", "queue_number", "doctor", "department", "patient",
+    list_display = ("date", "time", "queue_number", "doctor_name", "department", "patient",
                     "masked_id", "medical_record_number", "fee", "status", "created_at")
-    list_filter = ("date", "doctor__department", "doctor", "status")
+    list_filter = ("date", "doctor__department", ("doctor", DoctorFilter), "status")
     list_select_related = ("doctor__department", "family_member", "patient_card", "slice")
     search_fields = ("queue_number__exact", "patient_card__medical_record_number",
                      "family_member__name")
@@ -509,8 +517,8 @@ class BookingAdmin(DeskAdmin):
     ordering = ("-date", "queue_number")
     inlines = [BookingEventInline]
     actions = ["check_in", "cancel_with_refund"]
-    fields = ("date", "time", "queue_number", "doctor", "patient", "masked_id",
-              "medical_record_number", "account", "fee", "status", "order", "source",
+    fields = ("date", "time", "queue_number", "doctor_name", "patient", "masked_id",
+              "medical_record_number", "account", "fee", "status", "order", "source_label",
               "hold_expires_at", "created_at", "confirmed_at", "checked_in_at", "cancelled_at",
               "cancel_reason")
     readonly_fields = fields
@@ -520,9 +528,17 @@ class BookingAdmin(DeskAdmin):
     def time(self, obj):
         return _hhmm(obj.slice.start, obj.slice.end)
 
+    @admin.display(description=_("doctor"), ordering="doctor__name")
+    def doctor_name(self, obj):
+        return obj.doctor
+
     @admin.display(description=_("department"), ordering="doctor__department")
     def department(self, obj):
         return obj.doctor.department
+
+    @admin.display(description=_("source"))
+    def source_label(self, obj):
+        return AUDIT_SOURCES.get(obj.source, obj.source)
 
     @admin.display(description=_("patient"), ordering="family_member__name")
     def patient(self, obj):

@@ -58,3 +58,24 @@ def test_admin_labels_django_strings_missing_from_its_catalogue(hospital_a, admi
     assert "- 请选择 -" in add and "Select an option" not in add
     listing = client.get("/admin/registration/schedule/").content.decode()
     assert "按日期筛选" in listing and "Filter by" not in listing
+
+
+def test_admin_labels_booking_list_and_page_name_the_doctor_and_source(hospital_a, registrar_a):
+    from registration import booking as svc
+    from registration.models import TimeSlice
+    from tests.conftest import in_schema
+    from tests.registration.conftest import make_patient, make_session
+
+    with in_schema(hospital_a):
+        _, schedule = make_session(fee=0)
+        make_session(name="王医生")  # a second doctor: the doctor filter shows from two
+        user, member = make_patient("签到患者")
+        booking = svc.booking_hold(slice_id=TimeSlice.objects.filter(schedule=schedule)
+                                   .first().pk, family_member=member, account=user, source="web")
+    client = host_client("alpha.localhost", registrar_a)
+    listing = client.get("/admin/registration/booking/").content.decode()
+    assert "以 医生" in listing and "以 doctor" not in listing
+    assert "column-doctor_name" in listing
+    page = client.get(f"/admin/registration/booking/{booking.pk}/change/").content.decode()
+    assert "患者（网页）" in page and ">web<" not in page
+    assert "Doctor:" not in page
