@@ -106,9 +106,8 @@ def family(request: HttpRequest) -> HttpResponse:
 def _member_form_page(request: HttpRequest, member: FamilyMember | None) -> HttpResponse:
     initial = None
     if member is not None:
-        initial = {"name": member.name, "relation": member.relation,
-                   "id_number": member.id_number, "phone": member.phone}
-    form = FamilyMemberForm(request.POST or None, initial=initial)
+        initial = {"name": member.name, "relation": member.relation, "phone": member.phone}
+    form = FamilyMemberForm(request.POST or None, initial=initial, member=member)
     if request.method == "POST" and form.is_valid():
         try:
             if member is None:
