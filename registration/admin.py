@@ -362,6 +362,29 @@ class ScheduleAddForm(forms.ModelForm):
         return data
 
 
+def _stop_preview(s: Schedule) -> str:
+    """A session on the stop-clinic page, with what stopping it will do: staff confirm the
+    numbers before patients are told (the bookings stop-clinic cancels: held and confirmed)."""
+    from payments.models import Order
+
+    affected = Booking.objects.filter(schedule=s, status__in=(Booking.Status.HELD,
+                                                              Booking.Status.CONFIRMED))
+    figures = affected.aggregate(
+        n=Coalesce(Sum(Value(1)), 0),
+        paid=Coalesce(Sum(Case(When(order__status__in=(Order.Status.PAID,
+                                                       Order.Status.PARTIALLY_REFUNDED),
+                                    then=Value(1)), default=Value(0))), 0),
+        refund=Coalesce(Sum(Case(When(order__status__in=(Order.Status.PAID,
+                                                         Order.Status.PARTIALLY_REFUNDED),
+                                      then=F("order__self_pay_fen") - F("order__refunded_fen")),
+                                 default=Value(0))), 0))
+    return ngettext(
+        "%(s)s: %(n)d booking to cancel, %(paid)d of them paid, ¥%(amount)s to refund",
+        "%(s)s: %(n)d bookings to cancel, %(paid)d of them paid, ¥%(amount)s to refund",
+        figures["n"]) % {"s": _schedule_name(s), "n": figures["n"], "paid": figures["paid"],
+                         "amount": fen_to_yuan(figures["refund"])}
+
+
 class StopForm(forms.Form):
     reason = forms.CharField(label=_("Reason (told to every patient)"), max_length=200,
                              widget=forms.Textarea({"rows": 3}))
@@ -446,7 +469,7 @@ class ScheduleAdmin(DeskAdmin):
                 self, request, queryset, form=form, title=_("Stop clinic (停诊)"),
                 intro=_("Every booking of these sessions is cancelled, paid fees are refunded "
                         "and each patient is told the reason. This cannot be undone."),
-                submit=_("Stop clinic"), describe=_schedule_name)
+                submit=_("Stop clinic"), describe=_stop_preview)
         reason = form.cleaned_data["reason"]
         since = timezone.now()
         stopped, cancelled = [], 0
