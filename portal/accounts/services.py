@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
@@ -38,6 +39,17 @@ def account_set_language(*, user: User, language: str) -> None:
     if user.language != language:
         user.language = language
         user.save(update_fields=["language"])
+
+
+def account_set_email(*, user: User, email: str) -> None:
+    """The address email notices go to ("" for none). Raises ValidationError if malformed."""
+    email = (email or "").strip()
+    if email:
+        validate_email(email)
+        email = User.objects.normalize_email(email)
+    if user.email != email:
+        user.email = email
+        user.save(update_fields=["email"])
 
 
 def _clean_member(*, account: User, name: str, relation: str, id_number: str, phone: str,

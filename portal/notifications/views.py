@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -9,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from portal.accounts.models import MessagingAppBinding
+from portal.accounts.services import account_set_email
 from portal.errors import DomainError
 
 from . import messaging_app
@@ -37,12 +39,20 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def preferences(request: HttpRequest) -> HttpResponse:
     """Which channels an account hears on, besides the site inbox (always on)."""
     channels = available_channels()
+    email_error, status = "", 200
     if request.method == "POST":
-        for channel in channels:
-            channel_preference_set(user=request.user, channel=channel,
-                                   enabled=request.POST.get(str(channel)) == "on")
-        flash.success(request, _("Your notification settings are saved."))
-        return redirect("inbox_preferences")
+        try:
+            # The email channel needs an address: this page is where a patient gives one.
+            if "email_address" in request.POST:
+                account_set_email(user=request.user, email=request.POST["email_address"])
+        except ValidationError:
+            email_error, status = _("Enter a valid email address, or leave it empty."), 400
+        else:
+            for channel in channels:
+                channel_preference_set(user=request.user, channel=channel,
+                                       enabled=request.POST.get(str(channel)) == "on")
+            flash.success(request, _("Your notification settings are saved."))
+            return redirect("inbox_preferences")
     current = channel_preferences(user=request.user)
     rows = [{"channel": str(ch), "label": Delivery.Channel(ch).label, "enabled": current[str(ch)]}
             for ch in channels]
@@ -52,7 +62,10 @@ def preferences(request: HttpRequest) -> HttpResponse:
                                                      app_id=messaging_app.app_id()).first()
     return render(request, "notifications/preferences.html",
                   {"channels": rows, "has_email": bool(request.user.email),
-                   "phone": request.user.masked_phone, "binding": binding})
+                   "email": request.POST.get("email_address", "") if email_error
+                   else request.user.email,
+                   "email_error": email_error,
+                   "phone": request.user.masked_phone, "binding": binding}, status=status)
 
 
 def _messaging_app_on() -> None:
