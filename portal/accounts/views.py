@@ -142,7 +142,11 @@ def family_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def family_delete(request: HttpRequest, pk: int) -> HttpResponse:
     member = get_object_or_404(FamilyMember, pk=pk, account=request.user)
     if request.method == "POST":
-        services.family_member_remove(member=member)
+        try:
+            services.family_member_remove(member=member)
+        except DomainError as exc:
+            return render(request, "accounts/family_confirm_delete.html",
+                          {"member": member, "error": exc.message}, status=409)
         messages.success(request, _("%(name)s has been removed.") % {"name": member.name})
         return redirect("accounts:family")
     return render(request, "accounts/family_confirm_delete.html", {"member": member})
