@@ -42,3 +42,14 @@ def test_family_remove_member_with_records_at_a_hospital_is_refused(hospital_a, 
     other = _member(patient, "王小红")
     assert host_client(host, patient).post(
         f"/accounts/family/{other.pk}/delete/").status_code == 302
+
+
+def test_family_remove_platform_admin_offers_no_delete_that_would_crash(patient):
+    from tests.conftest import make_user
+
+    member = _member(patient)
+    client = host_client(PLATFORM_HOST, make_user(is_staff=True, is_superuser=True))
+    assert client.get(f"/admin/accounts/familymember/{member.pk}/delete/").status_code == 403
+    assert client.get(f"/admin/accounts/user/{patient.pk}/delete/").status_code == 403
+    page = client.get(f"/admin/accounts/user/{patient.pk}/change/")
+    assert page.status_code == 200 and 'name="is_active"' in page.content.decode()
