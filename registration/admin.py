@@ -635,14 +635,44 @@ class BookingAdmin(DeskAdmin):
 # --------------------------------------------------------------------------- waitlist, bans
 
 
+class WaitlistStatusFilter(admin.ChoicesFieldListFilter):
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = _("status")
+
+
 @admin.register(WaitlistEntry, site=hospital_admin_site)
 class WaitlistEntryAdmin(RoleModelAdmin):
-    list_display = ("schedule", "family_member", "status", "booking", "created_at")
-    list_filter = ("status", "schedule__date", "schedule__doctor__department")
+    # WaitlistEntry's fields have no verbose names (naming them would be a migration): the
+    # columns, filter and fields are named here, in the staff's language.
+    list_display = ("entry_schedule", "entry_patient", "entry_status", "entry_booking",
+                    "entry_created_at")
+    list_filter = (("status", WaitlistStatusFilter), "schedule__date",
+                   "schedule__doctor__department")
     list_select_related = ("schedule__doctor", "family_member", "booking__doctor")
     search_fields = ("family_member__name", "schedule__doctor__name")
-    fields = ("schedule", "family_member", "status", "booking", "created_at")
+    fields = list_display
     readonly_fields = fields
+
+    @admin.display(description=_("schedule"), ordering="schedule__date")
+    def entry_schedule(self, obj):
+        return obj.schedule
+
+    @admin.display(description=_("patient"), ordering="family_member__name")
+    def entry_patient(self, obj):
+        return obj.family_member
+
+    @admin.display(description=_("status"), ordering="status")
+    def entry_status(self, obj):
+        return obj.get_status_display()
+
+    @admin.display(description=_("booking"))
+    def entry_booking(self, obj):
+        return obj.booking or "-"
+
+    @admin.display(description=_("created at"), ordering="created_at")
+    def entry_created_at(self, obj):
+        return obj.created_at
 
     def has_add_permission(self, request):
         return False

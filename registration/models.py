@@ -67,7 +67,9 @@ class Doctor(BilingualNameMixin, models.Model):
                                    verbose_name=_("department"))
     name = models.CharField(_("name"), max_length=50)
     name_en = models.CharField(_("English name"), max_length=100, blank=True)
-    title = models.CharField(_("title"), max_length=20, choices=Title.choices)
+    # A doctor's rank (职称), not a heading (标题, what a bare "title" means in the catalogue).
+    title = models.CharField(pgettext_lazy("doctor's rank", "title"), max_length=20,
+                             choices=Title.choices)
     specialties = models.CharField(_("specialties"), max_length=200, blank=True)
     intro = models.TextField(_("introduction"), blank=True)
     photo_url = models.URLField(_("photo URL"), blank=True)
@@ -93,7 +95,8 @@ class Doctor(BilingualNameMixin, models.Model):
 class TitleFee(models.Model):
     """The registration fee of each doctor title at this hospital."""
 
-    title = models.CharField(_("title"), max_length=20, choices=Doctor.Title.choices, unique=True)
+    title = models.CharField(pgettext_lazy("doctor's rank", "title"), max_length=20,
+                             choices=Doctor.Title.choices, unique=True)
     fee_fen = models.PositiveIntegerField(_("fee (fen)"))
 
     class Meta:

@@ -79,3 +79,25 @@ def test_admin_labels_booking_list_and_page_name_the_doctor_and_source(hospital_
     page = client.get(f"/admin/registration/booking/{booking.pk}/change/").content.decode()
     assert "患者（网页）" in page and ">web<" not in page
     assert "Doctor:" not in page
+
+
+def test_admin_labels_doctor_rank_is_zhicheng_and_waitlist_in_words(hospital_a, admin_a):
+    from registration import booking as svc
+    from registration.models import TimeSlice
+    from tests.conftest import in_schema
+    from tests.registration.conftest import make_patient, make_session
+
+    with in_schema(hospital_a):
+        _, schedule = make_session(fee=0, capacity=1, slices=1, name="候补医生")
+        u1, m1 = make_patient("先约")
+        u2, m2 = make_patient("后补")
+        svc.booking_hold(slice_id=TimeSlice.objects.get(schedule=schedule).pk,
+                         family_member=m1, account=u1)
+        svc.waitlist_join(schedule=schedule, family_member=m2, account=u2)
+    client = host_client("alpha.localhost", admin_a)
+    doctor_add = client.get("/admin/registration/doctor/add/").content.decode()
+    assert "职称:" in doctor_add and "标题:" not in doctor_add
+    waitlist = client.get("/admin/registration/waitlistentry/").content.decode()
+    assert "候补中" in waitlist and "以 状态" in waitlist
+    for english in ("以 status", ">Schedule<", ">Family member<", ">Created at<"):
+        assert english not in waitlist
