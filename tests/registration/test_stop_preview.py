@@ -6,6 +6,10 @@ without seeing how many patients, how many paid, or how much money goes back.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
+
 from registration import booking as svc
 from tests.conftest import in_schema
 from tests.registration.conftest import make_patient, make_session
@@ -15,7 +19,9 @@ from tests.registration.test_admin import SCHEDULES, _desk, _first_slice, _pay
 def test_stop_preview_counts_bookings_paid_and_refund_before_confirming(hospital_a):
     _, client = _desk(hospital_a, "registrar")
     with in_schema(hospital_a):
-        _, schedule = make_session(name="预告医生", fee=2000)
+        # Three days ahead: the patient's cancellation below is before any cut-off.
+        _, schedule = make_session(name="预告医生", fee=2000,
+                                   day=timezone.localdate() + timedelta(days=3))
         held = []
         for i in range(3):
             user, member = make_patient(f"预告患者{i}")
