@@ -203,6 +203,10 @@ class AuditTrailInline(ReadOnlyInline):
               "detail_text")
     readonly_fields = fields
     verbose_name_plural = _("audit trail")
+    classes = ["audit-trail"]
+
+    class Media:
+        css = {"all": ["css/admin-audit.css"]}
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")

@@ -41,6 +41,8 @@ def test_admin_labels_order_page_and_audit_trail_in_words(sandbox, catcher, hosp
     assert ["已支付", "待支付", "已支付", "支付渠道"] in [r[1:5] for r in rows]
     assert "原状态" in page and "新状态" in page
     assert not [r for r in rows if "payment_started" in r or "provider" in r]
+    # Django's row caption (the event's code) is hidden by the audit trail's own style sheet
+    assert 'class="module audit-trail' in page and "css/admin-audit.css" in page
 
 
 def test_admin_labels_platform_hospital_page_in_chinese(hospital_a):
