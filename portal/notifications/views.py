@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from portal.accounts.models import MessagingAppBinding
 from portal.accounts.services import account_set_email
 from portal.errors import DomainError
+from tenants.selectors import hospital_site_url
 
 from . import messaging_app
 from .channels import available_channels, channel_preference_set, channel_preferences
@@ -23,10 +24,25 @@ from .services import (
 )
 
 
+def _message_url(request: HttpRequest, message: InboxMessage) -> str:
+    """Where a message leads (its booking, bill ...): a path on its hospital's own site, made
+    absolute when read elsewhere (the platform, another hospital)."""
+    link = message.link or ""
+    if not link.startswith("/") or link.startswith("//"):
+        return ""
+    tenant = getattr(request, "tenant", None)
+    if message.hospital is None or (tenant is not None and tenant.pk == message.hospital_id):
+        return link
+    site = hospital_site_url(message.hospital, scheme=request.scheme, port=request.get_port())
+    return site.rstrip("/") + link if site else ""
+
+
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     messages = list(InboxMessage.objects.filter(user=request.user)
                     .select_related("hospital").prefetch_related("hospital__domains")[:100])
+    for m in messages:
+        m.url = _message_url(request, m)
     unread = [m.pk for m in messages if m.read_at is None]
     response = render(request, "notifications/inbox.html",
                       {"inbox_messages": messages, "unread_ids": set(unread)})
