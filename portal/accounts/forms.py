@@ -74,6 +74,19 @@ class FamilyMemberForm(forms.Form):
             field.help_text = _("Shown masked. Leave it as it is to keep the number, or type "
                                 "the full new number.")
             self.initial["id_number"] = member.masked_id_number
+            if member.phone:  # the same for the member's mobile number
+                phone = self.fields["phone"]
+                phone.validators, phone.help_text = [], field.help_text
+                self.initial["phone"] = member.masked_phone
+
+    def clean_phone(self):
+        value = self.cleaned_data["phone"]
+        if self.member is not None and self.member.phone:
+            if value == self.member.masked_phone:
+                return self.member.phone
+            if value:
+                validate_mobile(value)
+        return value
 
     def clean_id_number(self):
         value = self.cleaned_data["id_number"].strip().upper()

@@ -48,3 +48,25 @@ def test_family_edit_new_number_is_checked_then_replaces(patient):
         "name": "王芳", "relation": "child", "id_number": OTHER_ID.lower(), "phone": ""})
     assert r.status_code == 302
     assert FamilyMember.objects.get(pk=member.pk).id_number == OTHER_ID
+
+
+def test_family_edit_mobile_number_masked_too(patient):
+    member = family_member_add(account=patient, name="王芳", relation="self", id_number=ID,
+                               phone="13912345678")
+    client = host_client(PLATFORM_HOST, patient)
+    html = client.get(f"/accounts/family/{member.pk}/").content.decode()
+    assert "13912345678" not in html and member.masked_phone in html
+    form = {"name": "王芳", "relation": "self", "id_number": member.masked_id_number}
+    assert client.post(f"/accounts/family/{member.pk}/",
+                       {**form, "phone": member.masked_phone}).status_code == 302
+    member.refresh_from_db()
+    assert member.phone == "13912345678"
+    r = client.post(f"/accounts/family/{member.pk}/", {**form, "phone": "12345"})
+    assert r.status_code == 200 and "11 位" in r.content.decode()
+    assert client.post(f"/accounts/family/{member.pk}/",
+                       {**form, "phone": "13800001111"}).status_code == 302
+    member.refresh_from_db()
+    assert member.phone == "13800001111"
+    assert client.post(f"/accounts/family/{member.pk}/", {**form, "phone": ""}).status_code == 302
+    member.refresh_from_db()
+    assert member.phone == ""
