@@ -196,7 +196,11 @@ class PaymentSettingsForm(forms.ModelForm):
 class PaymentSettingsAdmin(RoleModelAdmin):
     roles = {Role.HOSPITAL_ADMIN}
     form = PaymentSettingsForm
-    list_display = ("provider", "sandbox_merchant_id", "wechat_mchid", "updated_at")
+    list_display = ("provider", "sandbox_merchant_id", "wechat_mchid", "changed_at")
+
+    @admin.display(description=_("updated at"), ordering="updated_at")
+    def changed_at(self, obj):
+        return obj.updated_at  # the field has no verbose name of its own
 
     def has_add_permission(self, request):
         return not PaymentSettings.objects.exists()

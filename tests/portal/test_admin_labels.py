@@ -103,3 +103,9 @@ def test_admin_labels_doctor_rank_is_zhicheng_and_waitlist_in_words(hospital_a, 
     assert "候补中" in waitlist and "以 状态" in waitlist
     for english in ("以 status", ">Schedule<", ">Family member<", ">Created at<"):
         assert english not in waitlist
+
+
+def test_admin_labels_payment_settings_list_in_chinese(hospital_a, admin_a):
+    page = host_client("alpha.localhost", admin_a).get(
+        "/admin/payments/paymentsettings/").content.decode()
+    assert "column-changed_at" in page and "Updated at" not in page
