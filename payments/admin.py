@@ -196,7 +196,11 @@ class PaymentSettingsForm(forms.ModelForm):
 class PaymentSettingsAdmin(RoleModelAdmin):
     roles = {Role.HOSPITAL_ADMIN}
     form = PaymentSettingsForm
-    list_display = ("provider", "sandbox_merchant_id", "wechat_mchid", "updated_at")
+    list_display = ("provider", "sandbox_merchant_id", "wechat_mchid", "changed_at")
+
+    @admin.display(description=_("updated at"), ordering="updated_at")
+    def changed_at(self, obj):
+        return obj.updated_at  # the field has no verbose name of its own
 
     def has_add_permission(self, request):
         return not PaymentSettings.objects.exists()
@@ -211,8 +215,33 @@ from . import bills  # noqa: E402
 from .models import ClinicBill, ClinicBillItem  # noqa: E402
 
 
+class YuanPriceField(forms.CharField):
+    """A price typed in yuan, as every bill and refund form reads ("45" is ¥45.00), kept in
+    fen. Typed in fen it was a hundredfold trap: "45" billed the patient ¥0.45."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 10}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        return fen_to_yuan(value) if isinstance(value, int) else value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return None if value in self.empty_values else yuan_to_fen(value)
+
+
+class ClinicBillItemForm(forms.ModelForm):
+    unit_price_fen = YuanPriceField(label=_("Unit price (yuan)"))
+
+    class Meta:
+        model = ClinicBillItem
+        fields = ("name", "item_class", "unit_price_fen", "quantity")
+
+
 class ClinicBillItemInline(RoleInline, admin.TabularInline):
     model = ClinicBillItem
+    form = ClinicBillItemForm
     fields = ("name", "item_class", "unit_price_fen", "quantity")
     extra = 3
 

@@ -281,6 +281,14 @@ class ClinicBillItem(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def item_class_short(self) -> str:
+        """The class as a patient's bill names it (甲类 / Class A), for a narrow column."""
+        return str(_ITEM_CLASS_SHORT.get(self.item_class, self.item_class))
+
+
+_ITEM_CLASS_SHORT = {"A": _("Class A"), "B": _("Class B"), "C": _("Class C")}
+
 
 class ReconciliationRun(models.Model):
     """One comparison of a day's provider statement with this hospital's records."""

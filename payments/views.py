@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -64,7 +65,13 @@ def order_next_url(order: Order) -> str:
 @login_required
 def order_detail(request: HttpRequest, out_trade_no: str) -> HttpResponse:
     order = _own_order(request, out_trade_no)
-    return render(request, "payments/order_detail.html", {"order": order})
+    # Messages about a payment or a refund lead here: and from here to what it paid for.
+    paid_for = order_next_url(order)
+    return render(request, "payments/order_detail.html", {
+        "order": order,
+        "paid_for_url": "" if paid_for == request.path else paid_for,
+        "paid_for_label": (gettext("View the clinic bill")
+                           if order.kind == Order.Kind.CLINIC_BILL else gettext("View the booking"))})
 
 
 @login_required

@@ -6,11 +6,14 @@ hospital (the request's tenant), and shows each role only the apps it works in.
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.accounts.forms import PhoneField
 from portal.accounts.models import StaffMembership
@@ -168,15 +171,71 @@ class ReadOnlyInline(RoleInline, admin.TabularInline):
         return False
 
 
-class AuditTrailInline(ReadOnlyInline):
-    """Who changed what, when: the event rows of an order or a booking."""
+# Words for the codes an audit trail stores (actions that are not also a status, and sources).
+AUDIT_ACTIONS = {
+    "created": _("Created"),
+    "payment_started": _("Payment started"),
+    "payment_mismatch": _("Payment amount mismatch"),
+    "duplicate_payment": _("Duplicate payment"),
+    "paid_after_close": _("Paid after closing"),
+    "refund_requested": _("Refund requested"),
+    "refund_failed": _("Refund failed"),
+    "held": _("Place held"),
+}
+AUDIT_SOURCES = {
+    "patient": pgettext_lazy("audit source", "Patient"),
+    "staff": _("Staff"),
+    "provider": _("Payment provider"),
+    "system": _("System"),
+    "web": _("Patient (web)"),
+    "waitlist": _("Waitlist"),
+}
 
-    fields = ("at", "action", "from_status", "to_status", "source", "actor", "detail")
+
+class AuditTrailInline(ReadOnlyInline):
+    """Who changed what, when: the event rows of an order or a booking.
+
+    Rows store codes ("paid", "provider"); staff read them in words, in their language, with
+    statuses named as on the order or booking itself.
+    """
+
+    fields = ("at", "action_label", "from_label", "to_label", "source_label", "actor",
+              "detail_text")
     readonly_fields = fields
     verbose_name_plural = _("audit trail")
+    classes = ["audit-trail"]
+
+    class Media:
+        css = {"all": ["css/admin-audit.css"]}
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
+
+    def _status(self, code: str) -> str:
+        status = getattr(self.parent_model, "Status", None)
+        labels = dict(status.choices) if status is not None else {}
+        return str(labels.get(code, code)) if code else "-"
+
+    @admin.display(description=_("action"))
+    def action_label(self, obj) -> str:
+        label = AUDIT_ACTIONS.get(obj.action)
+        return str(label) if label is not None else self._status(obj.action)
+
+    @admin.display(description=_("from status"))
+    def from_label(self, obj) -> str:
+        return self._status(obj.from_status)
+
+    @admin.display(description=_("to status"))
+    def to_label(self, obj) -> str:
+        return self._status(obj.to_status)
+
+    @admin.display(description=_("source"))
+    def source_label(self, obj) -> str:
+        return str(AUDIT_SOURCES.get(obj.source, obj.source))
+
+    @admin.display(description=_("detail"))
+    def detail_text(self, obj) -> str:
+        return json.dumps(obj.detail, ensure_ascii=False, sort_keys=True) if obj.detail else "-"
 
 
 platform_admin_site = PlatformAdminSite(name="platform_admin")

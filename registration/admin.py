@@ -24,6 +24,7 @@ from payments.money import fen_to_yuan, yuan_to_fen
 from portal.accounts.models import StaffMembership, User
 from portal.accounts.selectors import staff_role
 from portal.admin_sites import (
+    AUDIT_SOURCES,
     AuditTrailInline,
     ReadOnlyInline,
     RoleInline,
@@ -361,6 +362,29 @@ class ScheduleAddForm(forms.ModelForm):
         return data
 
 
+def _stop_preview(s: Schedule) -> str:
+    """A session on the stop-clinic page, with what stopping it will do: staff confirm the
+    numbers before patients are told (the bookings stop-clinic cancels: held and confirmed)."""
+    from payments.models import Order
+
+    affected = Booking.objects.filter(schedule=s, status__in=(Booking.Status.HELD,
+                                                              Booking.Status.CONFIRMED))
+    figures = affected.aggregate(
+        n=Coalesce(Sum(Value(1)), 0),
+        paid=Coalesce(Sum(Case(When(order__status__in=(Order.Status.PAID,
+                                                       Order.Status.PARTIALLY_REFUNDED),
+                                    then=Value(1)), default=Value(0))), 0),
+        refund=Coalesce(Sum(Case(When(order__status__in=(Order.Status.PAID,
+                                                         Order.Status.PARTIALLY_REFUNDED),
+                                      then=F("order__self_pay_fen") - F("order__refunded_fen")),
+                                 default=Value(0))), 0))
+    return ngettext(
+        "%(s)s: %(n)d booking to cancel, %(paid)d of them paid, ¥%(amount)s to refund",
+        "%(s)s: %(n)d bookings to cancel, %(paid)d of them paid, ¥%(amount)s to refund",
+        figures["n"]) % {"s": _schedule_name(s), "n": figures["n"], "paid": figures["paid"],
+                         "amount": fen_to_yuan(figures["refund"])}
+
+
 class StopForm(forms.Form):
     reason = forms.CharField(label=_("Reason (told to every patient)"), max_length=200,
                              widget=forms.Textarea({"rows": 3}))
@@ -445,7 +469,7 @@ class ScheduleAdmin(DeskAdmin):
                 self, request, queryset, form=form, title=_("Stop clinic (停诊)"),
                 intro=_("Every booking of these sessions is cancelled, paid fees are refunded "
                         "and each patient is told the reason. This cannot be undone."),
-                submit=_("Stop clinic"), describe=_schedule_name)
+                submit=_("Stop clinic"), describe=_stop_preview)
         reason = form.cleaned_data["reason"]
         since = timezone.now()
         stopped, cancelled = [], 0
@@ -493,14 +517,21 @@ def _booking_name(b: Booking) -> str:
     return f"{b.date.isoformat()} #{b.queue_number} {b.doctor.name} · {b.family_member}"
 
 
+class DoctorFilter(admin.RelatedFieldListFilter):
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        # Booking.doctor has no verbose name (naming it would be a migration): say it here.
+        self.title = _("doctor")
+
+
 @admin.register(Booking, site=hospital_admin_site)
 class BookingAdmin(DeskAdmin):
     """Registrars and hospital admins work the desk; finance looks (refund questions)."""
 
     read_only_roles = {Role.FINANCE}
-    list_display = ("date", "time", "queue_number", "doctor", "department", "patient",
+    list_display = ("date", "time", "queue_number", "doctor_name", "department", "patient",
                     "masked_id", "medical_record_number", "fee", "status", "created_at")
-    list_filter = ("date", "doctor__department", "doctor", "status")
+    list_filter = ("date", "doctor__department", ("doctor", DoctorFilter), "status")
     list_select_related = ("doctor__department", "family_member", "patient_card", "slice")
     search_fields = ("queue_number__exact", "patient_card__medical_record_number",
                      "family_member__name")
@@ -509,8 +540,8 @@ class BookingAdmin(DeskAdmin):
     ordering = ("-date", "queue_number")
     inlines = [BookingEventInline]
     actions = ["check_in", "cancel_with_refund"]
-    fields = ("date", "time", "queue_number", "doctor", "patient", "masked_id",
-              "medical_record_number", "account", "fee", "status", "order", "source",
+    fields = ("date", "time", "queue_number", "doctor_name", "patient", "masked_id",
+              "medical_record_number", "account", "fee", "status", "order", "source_label",
               "hold_expires_at", "created_at", "confirmed_at", "checked_in_at", "cancelled_at",
               "cancel_reason")
     readonly_fields = fields
@@ -520,9 +551,17 @@ class BookingAdmin(DeskAdmin):
     def time(self, obj):
         return _hhmm(obj.slice.start, obj.slice.end)
 
+    @admin.display(description=_("doctor"), ordering="doctor__name")
+    def doctor_name(self, obj):
+        return obj.doctor
+
     @admin.display(description=_("department"), ordering="doctor__department")
     def department(self, obj):
         return obj.doctor.department
+
+    @admin.display(description=_("source"))
+    def source_label(self, obj):
+        return AUDIT_SOURCES.get(obj.source, obj.source)
 
     @admin.display(description=_("patient"), ordering="family_member__name")
     def patient(self, obj):
@@ -596,14 +635,44 @@ class BookingAdmin(DeskAdmin):
 # --------------------------------------------------------------------------- waitlist, bans
 
 
+class WaitlistStatusFilter(admin.ChoicesFieldListFilter):
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = _("status")
+
+
 @admin.register(WaitlistEntry, site=hospital_admin_site)
 class WaitlistEntryAdmin(RoleModelAdmin):
-    list_display = ("schedule", "family_member", "status", "booking", "created_at")
-    list_filter = ("status", "schedule__date", "schedule__doctor__department")
+    # WaitlistEntry's fields have no verbose names (naming them would be a migration): the
+    # columns, filter and fields are named here, in the staff's language.
+    list_display = ("entry_schedule", "entry_patient", "entry_status", "entry_booking",
+                    "entry_created_at")
+    list_filter = (("status", WaitlistStatusFilter), "schedule__date",
+                   "schedule__doctor__department")
     list_select_related = ("schedule__doctor", "family_member", "booking__doctor")
     search_fields = ("family_member__name", "schedule__doctor__name")
-    fields = ("schedule", "family_member", "status", "booking", "created_at")
+    fields = list_display
     readonly_fields = fields
+
+    @admin.display(description=_("schedule"), ordering="schedule__date")
+    def entry_schedule(self, obj):
+        return obj.schedule
+
+    @admin.display(description=_("patient"), ordering="family_member__name")
+    def entry_patient(self, obj):
+        return obj.family_member
+
+    @admin.display(description=_("status"), ordering="status")
+    def entry_status(self, obj):
+        return obj.get_status_display()
+
+    @admin.display(description=_("booking"))
+    def entry_booking(self, obj):
+        return obj.booking or "-"
+
+    @admin.display(description=_("created at"), ordering="created_at")
+    def entry_created_at(self, obj):
+        return obj.created_at
 
     def has_add_permission(self, request):
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.bilingual import BilingualNameMixin
 
@@ -20,7 +21,9 @@ class Department(BilingualNameMixin, models.Model):
     intro = models.TextField(_("introduction"), blank=True)
     location = models.CharField(_("location"), max_length=100, blank=True,
                                 help_text=_("Building, floor and room patients go to."))
-    sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    # A context: a bare "order" is a payment order (订单) in the catalogue.
+    sort_order = models.PositiveSmallIntegerField(pgettext_lazy("position in a list", "order"),
+                                                  default=0)
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -64,7 +67,9 @@ class Doctor(BilingualNameMixin, models.Model):
                                    verbose_name=_("department"))
     name = models.CharField(_("name"), max_length=50)
     name_en = models.CharField(_("English name"), max_length=100, blank=True)
-    title = models.CharField(_("title"), max_length=20, choices=Title.choices)
+    # A doctor's rank (职称), not a heading (标题, what a bare "title" means in the catalogue).
+    title = models.CharField(pgettext_lazy("doctor's rank", "title"), max_length=20,
+                             choices=Title.choices)
     specialties = models.CharField(_("specialties"), max_length=200, blank=True)
     intro = models.TextField(_("introduction"), blank=True)
     photo_url = models.URLField(_("photo URL"), blank=True)
@@ -72,7 +77,8 @@ class Doctor(BilingualNameMixin, models.Model):
         _("registration fee override (fen)"), null=True, blank=True,
         help_text=_("Leave empty to use the fee of the doctor's title."))
     is_active = models.BooleanField(_("active"), default=True)
-    sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    sort_order = models.PositiveSmallIntegerField(pgettext_lazy("position in a list", "order"),
+                                                  default=0)
     # The doctor's own login, for the workbench (a platform account with the doctor role).
     account = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="+", verbose_name=_("account"))
@@ -89,7 +95,8 @@ class Doctor(BilingualNameMixin, models.Model):
 class TitleFee(models.Model):
     """The registration fee of each doctor title at this hospital."""
 
-    title = models.CharField(_("title"), max_length=20, choices=Doctor.Title.choices, unique=True)
+    title = models.CharField(pgettext_lazy("doctor's rank", "title"), max_length=20,
+                             choices=Doctor.Title.choices, unique=True)
     fee_fen = models.PositiveIntegerField(_("fee (fen)"))
 
     class Meta:

@@ -31,7 +31,6 @@ from . import booking as svc
 from .models import Booking, Department, Doctor, Schedule, TimeSlice, TitleFee, WaitlistEntry
 from .selectors import bookings_for_account, department_tree, doctor_day, doctors_with_availability
 
-AVAILABILITY_DAYS = 7
 # Patients are asked to arrive this long before their slice starts (to register at the desk).
 ARRIVE_BEFORE = timedelta(minutes=30)
 
@@ -76,8 +75,18 @@ def _doctor_fee(doctor: Doctor, fees: dict[str, int]) -> int:
     return fees.get(doctor.title, 0)
 
 
-def _upcoming_days(today: date) -> list[date]:
-    return [today + timedelta(days=i) for i in range(AVAILABILITY_DAYS)]
+# At least a week is shown, days not yet released included (with when they open).
+MIN_AVAILABILITY_DAYS = 7
+
+
+def _availability_days(request: HttpRequest) -> int:
+    """Today and every day of the booking window. The window's last day is the one released
+    this morning (e.g. 7 days ahead at 08:00), the day patients come for: it must be listed."""
+    return max(MIN_AVAILABILITY_DAYS, request.tenant.booking_window_days + 1)
+
+
+def _upcoming_days(request: HttpRequest, today: date) -> list[date]:
+    return [today + timedelta(days=i) for i in range(_availability_days(request))]
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -126,7 +135,8 @@ def department_detail(request: HttpRequest, code: str) -> HttpResponse:
     department = get_object_or_404(Department.objects.select_related("parent"), code=code,
                                    is_active=True)
     children = list(department.children.filter(is_active=True).order_by("sort_order", "pk"))
-    dates, rows = doctors_with_availability(department=department, days=AVAILABILITY_DAYS,
+    dates, rows = doctors_with_availability(department=department,
+                                            days=_availability_days(request),
                                             today=timezone.localdate())
     now = timezone.now()
     opens = {day: svc.release_moment(day) for day in dates}
@@ -186,7 +196,7 @@ def _doctor_day_page(request: HttpRequest, doctor: Doctor, day: date, *, error: 
     members = (list(request.user.family_members.all())
                if request.user.is_authenticated else [])
     return render(request, "registration/doctor_detail.html", {
-        "doctor": doctor, "day": day, "days": _upcoming_days(timezone.localdate()),
+        "doctor": doctor, "day": day, "days": _upcoming_days(request, timezone.localdate()),
         "sessions": sessions, "opens_at": opens_at,
         "not_open": now < opens_at,
         "waitlist_anchor": next((s.schedule.pk for s in sessions if s.waitlist), None),

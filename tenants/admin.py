@@ -36,8 +36,17 @@ class ProvisionHospitalForm(forms.ModelForm):
         fields = ("code", "name", "name_en", "city", "level")
 
 
+class DomainForm(forms.ModelForm):
+    class Meta:
+        model = Domain
+        fields = ("domain", "is_primary")
+        # django-tenants' fields carry no translatable names of their own.
+        labels = {"domain": _("Host name"), "is_primary": _("Primary")}
+
+
 class DomainInline(admin.TabularInline):
     model = Domain
+    form = DomainForm
     extra = 0
     fields = ("domain", "is_primary")
 
@@ -49,14 +58,18 @@ class HospitalAdmin(PlatformModelAdmin):
     search_fields = ("name", "name_en", "code", "city")
     inlines = [DomainInline]
     fieldsets = (
-        (None, {"fields": ("code", "schema_name", "is_active", "is_ready")}),
+        (None, {"fields": ("code", "schema", "is_active", "is_ready")}),
         (_("Profile"), {"fields": PROFILE_FIELDS}),
         (_("Booking rules"), {"fields": RULE_FIELDS}),
     )
-    readonly_fields = ("code", "schema_name", "is_ready")
+    readonly_fields = ("code", "schema", "is_ready")
 
     def get_queryset(self, request):
         return super().get_queryset(request).exclude(schema_name="public")
+
+    @admin.display(description=_("database schema"))
+    def schema(self, obj):
+        return obj.schema_name
 
     def has_delete_permission(self, request, obj=None):
         return False  # dropping a hospital's schema is not a click in admin

@@ -9,9 +9,15 @@ from registration.selectors import department_tree
 from .selectors import hospital_cities, hospital_list, hospital_site_url
 
 
+def _search_text(request: HttpRequest, name: str) -> str:
+    """A free-text query parameter, as PostgreSQL can take it: a NUL character (which no
+    form would send, but a hand-edited or scanned URL does) made the platform home a 500."""
+    return request.GET.get(name, "").replace("\x00", "").strip()[:100]
+
+
 def platform_home(request: HttpRequest) -> HttpResponse:
-    q = request.GET.get("q", "")
-    city = request.GET.get("city", "")
+    q = _search_text(request, "q")
+    city = _search_text(request, "city")
     page = Paginator(hospital_list(q=q, city=city), 20).get_page(request.GET.get("page"))
     port = request.get_port()
     for hospital in page:

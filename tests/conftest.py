@@ -80,6 +80,11 @@ def committed_db(django_db_setup, django_db_blocker):
 def _public_schema_after_each_test():
     yield
     connection.set_schema_to_public()
+    # A request leaves its language active in the thread (English after a test that switched
+    # to it); the next test starts from the default, whatever pytest-django's order.
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

@@ -41,6 +41,11 @@ class UserAdmin(PlatformModelAdmin, BaseUserAdmin):
                              "fields": ("phone", "name", "password1", "password2")}),)
     filter_horizontal = ()
 
+    def has_delete_permission(self, request, obj=None):
+        # Deactivate instead: hospitals keep bookings, bills and cards that name the account,
+        # and the admin's delete would follow them into hospital tables that are not here.
+        return False
+
     @admin.display(description=_("mobile number"))
     def masked_phone(self, obj):
         return obj.masked_phone
@@ -56,6 +61,11 @@ class FamilyMemberAdmin(PlatformModelAdmin):
     search_fields = ("name",)
 
     def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Patients remove members themselves (the service keeps members hospitals refer to);
+        # the admin's delete would follow relations into hospital tables that are not here.
         return False
 
     @admin.display(description=_("resident ID number"))

@@ -63,5 +63,35 @@ class FamilyMemberForm(forms.Form):
                        widget=forms.TextInput(_PHONE_ATTRS),
                        help_text=_("Optional: for visit reminders to this person."))
 
+    def __init__(self, *args, member: FamilyMember | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.member = member
+        if member is not None:
+            # Editing: the number is never sent back to the page in full (shared phones,
+            # screenshots); the masked value, or nothing, keeps it.
+            field = self.fields["id_number"]
+            field.required, field.validators = False, []
+            field.help_text = _("Shown masked. Leave it as it is to keep the number, or type "
+                                "the full new number.")
+            self.initial["id_number"] = member.masked_id_number
+            if member.phone:  # the same for the member's mobile number
+                phone = self.fields["phone"]
+                phone.validators, phone.help_text = [], field.help_text
+                self.initial["phone"] = member.masked_phone
+
+    def clean_phone(self):
+        value = self.cleaned_data["phone"]
+        if self.member is not None and self.member.phone:
+            if value == self.member.masked_phone:
+                return self.member.phone
+            if value:
+                validate_mobile(value)
+        return value
+
     def clean_id_number(self):
-        return self.cleaned_data["id_number"].strip().upper()
+        value = self.cleaned_data["id_number"].strip().upper()
+        if self.member is not None:
+            if value in ("", self.member.masked_id_number):
+                return self.member.id_number
+            validate_id_number(value)
+        return value

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 
 from portal.errors import DomainError
@@ -38,6 +39,17 @@ def account_set_language(*, user: User, language: str) -> None:
     if user.language != language:
         user.language = language
         user.save(update_fields=["language"])
+
+
+def account_set_email(*, user: User, email: str) -> None:
+    """The address email notices go to ("" for none). Raises ValidationError if malformed."""
+    email = (email or "").strip()
+    if email:
+        validate_email(email)
+        email = User.objects.normalize_email(email)
+    if user.email != email:
+        user.email = email
+        user.save(update_fields=["email"])
 
 
 def _clean_member(*, account: User, name: str, relation: str, id_number: str, phone: str,
@@ -96,9 +108,31 @@ def family_member_update(*, member: FamilyMember, name: str, relation: str, id_n
     return member
 
 
-@transaction.atomic
+class FamilyMemberHasRecords(DomainError):
+    code = "family_member_has_records"
+
+
 def family_member_remove(*, member: FamilyMember) -> None:
-    member.delete()
+    """Remove a family member no hospital's records refer to.
+
+    Patient cards, bookings and waitlist entries live in each hospital's schema and keep their
+    member (PROTECT). Django's delete collector would look for them in the current schema only
+    (on the platform host: tables that do not exist there, a 500). The database's foreign keys
+    from every hospital schema decide instead, checked at once rather than at commit.
+    """
+    table = connection.ops.quote_name(FamilyMember._meta.db_table)
+    try:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cur.execute(f"DELETE FROM {table} WHERE id = %s", [member.pk])  # noqa: S608
+            cur.execute("SET CONSTRAINTS ALL DEFERRED")
+    except IntegrityError:
+        if connection.in_atomic_block:  # rolled back to a savepoint: the caller goes on
+            with connection.cursor() as cur:
+                cur.execute("SET CONSTRAINTS ALL DEFERRED")
+        raise FamilyMemberHasRecords(
+            _("%(name)s has bookings or records at a hospital, which are kept, so this family "
+              "member cannot be removed.") % {"name": member.name}) from None
 
 
 class UnknownRole(DomainError):

@@ -106,9 +106,8 @@ def family(request: HttpRequest) -> HttpResponse:
 def _member_form_page(request: HttpRequest, member: FamilyMember | None) -> HttpResponse:
     initial = None
     if member is not None:
-        initial = {"name": member.name, "relation": member.relation,
-                   "id_number": member.id_number, "phone": member.phone}
-    form = FamilyMemberForm(request.POST or None, initial=initial)
+        initial = {"name": member.name, "relation": member.relation, "phone": member.phone}
+    form = FamilyMemberForm(request.POST or None, initial=initial, member=member)
     if request.method == "POST" and form.is_valid():
         try:
             if member is None:
@@ -143,7 +142,11 @@ def family_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def family_delete(request: HttpRequest, pk: int) -> HttpResponse:
     member = get_object_or_404(FamilyMember, pk=pk, account=request.user)
     if request.method == "POST":
-        services.family_member_remove(member=member)
+        try:
+            services.family_member_remove(member=member)
+        except DomainError as exc:
+            return render(request, "accounts/family_confirm_delete.html",
+                          {"member": member, "error": exc.message}, status=409)
         messages.success(request, _("%(name)s has been removed.") % {"name": member.name})
         return redirect("accounts:family")
     return render(request, "accounts/family_confirm_delete.html", {"member": member})

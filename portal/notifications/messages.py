@@ -70,6 +70,19 @@ MESSAGES = {
     "announcement": ("%(title)s", "%(body)s"),
 }
 
+# A waitlist place in a free session is confirmed at once (nothing to pay, no deadline): its
+# offer carries an empty "until", and must not ask the patient to pay before a blank time.
+WAITLIST_OFFER_FREE = (
+    MESSAGES["waitlist_offer"][0],
+    _("A place came free for %(name)s. Queue number %(number)s. This session is free of "
+      "charge, so the booking is confirmed: there is nothing to pay."))
+
+
+def _builtin(kind: str, context: dict) -> tuple:
+    if kind == "waitlist_offer" and not context.get("until"):
+        return WAITLIST_OFFER_FREE
+    return MESSAGES[kind]
+
 # An 18-character resident ID number (17 digits and a digit or X) anywhere in a message.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)")
@@ -94,7 +107,7 @@ def render(kind: str, context: dict, language: str | None,
     if overrides and language in overrides:
         title, body = overrides[language]
         return _scrub(title % context), _scrub(body % context)
-    title, body = MESSAGES[kind]
+    title, body = _builtin(kind, context)
     with translation.override(language):
         return _scrub(str(title) % context), _scrub(str(body) % context)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -9,7 +10,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from portal.accounts.models import MessagingAppBinding
+from portal.accounts.services import account_set_email
 from portal.errors import DomainError
+from tenants.selectors import hospital_site_url
 
 from . import messaging_app
 from .channels import available_channels, channel_preference_set, channel_preferences
@@ -21,10 +24,25 @@ from .services import (
 )
 
 
+def _message_url(request: HttpRequest, message: InboxMessage) -> str:
+    """Where a message leads (its booking, bill ...): a path on its hospital's own site, made
+    absolute when read elsewhere (the platform, another hospital)."""
+    link = message.link or ""
+    if not link.startswith("/") or link.startswith("//"):
+        return ""
+    tenant = getattr(request, "tenant", None)
+    if message.hospital is None or (tenant is not None and tenant.pk == message.hospital_id):
+        return link
+    site = hospital_site_url(message.hospital, scheme=request.scheme, port=request.get_port())
+    return site.rstrip("/") + link if site else ""
+
+
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     messages = list(InboxMessage.objects.filter(user=request.user)
                     .select_related("hospital").prefetch_related("hospital__domains")[:100])
+    for m in messages:
+        m.url = _message_url(request, m)
     unread = [m.pk for m in messages if m.read_at is None]
     response = render(request, "notifications/inbox.html",
                       {"inbox_messages": messages, "unread_ids": set(unread)})
@@ -37,12 +55,20 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def preferences(request: HttpRequest) -> HttpResponse:
     """Which channels an account hears on, besides the site inbox (always on)."""
     channels = available_channels()
+    email_error, status = "", 200
     if request.method == "POST":
-        for channel in channels:
-            channel_preference_set(user=request.user, channel=channel,
-                                   enabled=request.POST.get(str(channel)) == "on")
-        flash.success(request, _("Your notification settings are saved."))
-        return redirect("inbox_preferences")
+        try:
+            # The email channel needs an address: this page is where a patient gives one.
+            if "email_address" in request.POST:
+                account_set_email(user=request.user, email=request.POST["email_address"])
+        except ValidationError:
+            email_error, status = _("Enter a valid email address, or leave it empty."), 400
+        else:
+            for channel in channels:
+                channel_preference_set(user=request.user, channel=channel,
+                                       enabled=request.POST.get(str(channel)) == "on")
+            flash.success(request, _("Your notification settings are saved."))
+            return redirect("inbox_preferences")
     current = channel_preferences(user=request.user)
     rows = [{"channel": str(ch), "label": Delivery.Channel(ch).label, "enabled": current[str(ch)]}
             for ch in channels]
@@ -52,7 +78,10 @@ def preferences(request: HttpRequest) -> HttpResponse:
                                                      app_id=messaging_app.app_id()).first()
     return render(request, "notifications/preferences.html",
                   {"channels": rows, "has_email": bool(request.user.email),
-                   "phone": request.user.masked_phone, "binding": binding})
+                   "email": request.POST.get("email_address", "") if email_error
+                   else request.user.email,
+                   "email_error": email_error,
+                   "phone": request.user.masked_phone, "binding": binding}, status=status)
 
 
 def _messaging_app_on() -> None:

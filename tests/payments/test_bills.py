@@ -112,9 +112,9 @@ def test_bill_admin_creates_bill_with_items(hospital_a, card):
         "patient_card": card.pk, "department": "", "doctor_name": "赵医生",
         f"{prefix}-TOTAL_FORMS": "2", f"{prefix}-INITIAL_FORMS": "0",
         f"{prefix}-0-name": "挂号费", f"{prefix}-0-item_class": "A",
-        f"{prefix}-0-unit_price_fen": "1000", f"{prefix}-0-quantity": "1",
+        f"{prefix}-0-unit_price_fen": "10", f"{prefix}-0-quantity": "1",  # yuan, as staff read
         f"{prefix}-1-name": "针剂", f"{prefix}-1-item_class": "B",
-        f"{prefix}-1-unit_price_fen": "1550", f"{prefix}-1-quantity": "2"})
+        f"{prefix}-1-unit_price_fen": "15.50", f"{prefix}-1-quantity": "2"})
     assert r.status_code == 302, r.content.decode()[:3000]
     with in_schema(hospital_a):
         bill = ClinicBill.objects.get()

@@ -77,4 +77,4 @@ def test_admin_finance_sees_order_audit_trail(sandbox, catcher, hospital_a, pati
     order = _paid_order(sandbox, catcher, hospital_a, patient, client_a)
     client = host_client("alpha.localhost", make_staff(hospital_a, "finance"))
     page = client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
-    assert "payment_started" in page and order.provider_txn_id in page
+    assert "发起支付" in page and order.provider_txn_id in page  # the action, in words
