@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -16,6 +15,9 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import BaseThrottle
 
+from portal.middleware import DOMAIN_GENERATION_KEY
+from portal.process_cache import GenerationCache
+
 from .models import ApiKey
 from .services import key_matches, parse_key
 
@@ -27,64 +29,14 @@ API_KEY_HEADER = "X-Api-Key"
 _TOUCH_EVERY = timedelta(seconds=60)
 
 
-GENERATION_KEY = "partners:auth-generation"
-_TTL_SECONDS = 30.0
-_GENERATION_CHECK_SECONDS = 1.0
-
-
-class _AuthCache:
-    """Per process: API keys by prefix, and the partner's hospital by code, for a few seconds.
-
-    Every request of the API needs both; this takes two queries off each. Any change to a
-    key, partner or grant (and, through the host cache's counter, to a hospital or domain)
-    bumps a generation counter in Redis that each process reads at most once a second, so a
-    revoked key stops working everywhere within a second (within the TTL if Redis is down)
-    and at once in the process that revoked it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[tuple, tuple[float, object]] = {}
-        self._generation: list | None = None
-        self._checked_at = 0.0
-
-    def _check_generation(self, now: float) -> None:
-        if now - self._checked_at < _GENERATION_CHECK_SECONDS:
-            return
-        self._checked_at = now
-        from portal.middleware import DOMAIN_GENERATION_KEY
-
-        try:
-            generation = _client().mget([GENERATION_KEY, DOMAIN_GENERATION_KEY])
-        except redis.RedisError:
-            return
-        if generation != self._generation:
-            with self._lock:
-                self._entries.clear()
-                self._generation = generation
-
-    def get(self, key: tuple, default=None):
-        now = time.monotonic()
-        self._check_generation(now)
-        entry = self._entries.get(key)
-        if entry and now - entry[0] < _TTL_SECONDS:
-            return entry[1]
-        return default
-
-    def put(self, key: tuple, value) -> None:
-        with self._lock:
-            self._entries[key] = (time.monotonic(), value)
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._entries.clear()
-        try:
-            _client().incr(GENERATION_KEY)
-        except redis.RedisError:
-            log.warning("could not publish a partner auth cache invalidation (Redis unreachable)")
-
-
 _MISSING = object()
-auth_cache = _AuthCache()
+# Per process: API keys by prefix, and the partner's hospitals and grants, for a few seconds.
+# Every API request needs both; this takes two queries off each. A change to a key, partner or
+# grant (signals.py, services, admin), or to a hospital or domain (the host cache's counter),
+# empties it everywhere within a second: a revoked key stops at once in the process that
+# revoked it.
+auth_cache = GenerationCache(generation_key="partners:auth-generation", ttl_seconds=30.0,
+                             also_watch=[DOMAIN_GENERATION_KEY])
 
 
 class PartnerPrincipal:
