@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test venv chromium services-down lint bench clean
+.PHONY: run test venv chromium services-down lint bench messages clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12+ is needed; found " + sys.version.split()[0])'
@@ -41,6 +41,11 @@ services-down:
 
 lint: venv
 	@$(PY) -m ruff check .
+
+# Re-extract the Chinese catalogue from the sources, then compile it (fill new msgstr first).
+messages: venv
+	@$(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore '.venv/*' --ignore '.run/*'
+	@$(PY) manage.py compilemessages -l zh_Hans --ignore '.venv/*' --ignore '.run/*'
 
 bench: venv
 	@$(PY) -m portal.devstack exec -- $(PY) bench/provision.py --quick
