@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.bilingual import english_active
 
@@ -89,7 +90,8 @@ class TriageQuestion(models.Model):
     max_value = models.DecimalField(_("maximum"), max_digits=8, decimal_places=2, null=True,
                                     blank=True)
     required = models.BooleanField(_("required"), default=True)
-    sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    sort_order = models.PositiveSmallIntegerField(pgettext_lazy("position in a list", "order"),
+                                                  default=0)
 
     class Meta:
         verbose_name = _("triage question")
@@ -407,7 +409,8 @@ class LabItem(models.Model):
                                        help_text=_("e.g. 3.5-5.5, <5.2, >1.0, or text"))
     flag = models.CharField(_("flag"), max_length=1, choices=Flag.choices, blank=True,
                             help_text=_("Left empty, it is worked out from a numeric range."))
-    sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    sort_order = models.PositiveSmallIntegerField(pgettext_lazy("position in a list", "order"),
+                                                  default=0)
 
     class Meta:
         verbose_name = _("lab result")
