@@ -34,6 +34,12 @@ class EndpointIn(serializers.Serializer):
     def validate_url(self, value: str) -> str:
         if not value.lower().startswith(("https://", "http://")):
             raise serializers.ValidationError(_("Use an http(s) URL."))
+        try:
+            webhooks.check_target(value)
+        except webhooks.TargetNotAllowed as exc:
+            raise serializers.ValidationError(
+                _("This URL is not reachable from the internet (%(reason)s): use a public "
+                  "address.") % {"reason": exc}, code="webhook_target_not_allowed") from exc
         return value
 
 

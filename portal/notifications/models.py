@@ -211,6 +211,18 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.partner}: {self.url}"
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .webhooks import TargetNotAllowed, check_target
+
+        try:
+            check_target(self.url)
+        except TargetNotAllowed as exc:
+            raise ValidationError({"url": _(
+                "This URL is not reachable from the internet (%(reason)s): use a public "
+                "address.") % {"reason": exc}}) from exc
+
     def wants(self, kind: str) -> bool:
         return self.is_active and ("*" in self.events or kind in self.events)
 

@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
 import random
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from celery import shared_task
 from django.conf import settings
@@ -199,6 +202,32 @@ def backoff_seconds(attempts: int) -> float:
     return random.uniform(0, ceiling)
 
 
+class TargetNotAllowed(ValueError):
+    """The endpoint's host is not a public internet address (and the settings do not allow it)."""
+
+
+def check_target(url: str) -> None:
+    """Refuse endpoints on loopback, private, link-local or otherwise non-public addresses.
+
+    Partners register URLs that our workers then POST to from inside our network: without this,
+    http://127.0.0.1:6379/ or a cloud metadata address would be reachable through us (SSRF).
+    Checked when an endpoint is saved and again before every attempt (DNS may have changed).
+    `WEBHOOK_ALLOW_PRIVATE_TARGETS` (on for local development and tests) turns it off.
+    """
+    if getattr(settings, "WEBHOOK_ALLOW_PRIVATE_TARGETS", False):
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetNotAllowed("not an http(s) URL")
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, None)}
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TargetNotAllowed(f"{parts.hostname} does not resolve") from exc
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            raise TargetNotAllowed(f"{parts.hostname} resolves to a non-public address")
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None  # a 3xx is an answer like any other non-2xx: retried, not followed
@@ -233,11 +262,14 @@ def deliver(delivery_id: int) -> str | None:
     headers = {"Content-Type": "application/json", "User-Agent": "portal-webhooks/1",
                ID_HEADER: d.dedupe_key, TIMESTAMP_HEADER: str(timestamp),
                SIGNATURE_HEADER: sign(d.endpoint.secret, timestamp, body)}
-    code, error = None, ""
+    code, error, forbidden = None, "", False
     try:
+        check_target(d.endpoint.url)
         code = _post(d.endpoint.url, body, headers)
         if not 200 <= code < 300:
             error = f"HTTP {code}"
+    except TargetNotAllowed as exc:
+        error, forbidden = f"target not allowed: {exc}", True
     except Exception as exc:  # refused, timed out, DNS, TLS...
         error = f"{type(exc).__name__}: {exc}"
     attempts = d.attempts + 1
@@ -245,7 +277,7 @@ def deliver(delivery_id: int) -> str | None:
     if not error:
         fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=timezone.now(),
                       next_attempt_at=None)
-    elif attempts >= max_attempts():
+    elif forbidden or attempts >= max_attempts():
         fields.update(status=WebhookDelivery.Status.DEAD, next_attempt_at=None)
         log.warning("webhook delivery %s is dead after %s attempts: %s", d.pk, attempts, error)
     else:

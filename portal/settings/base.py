@@ -256,6 +256,9 @@ REMINDER_HOUR = env.int("REMINDER_HOUR", default=19)
 # Partner webhooks: tries before a delivery is dead-lettered, and the backoff base (seconds).
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default=10.0)
+# Endpoints must be public internet addresses (no loopback, private or link-local targets: SSRF);
+# local development and the tests deliver to 127.0.0.1, so local.py and test.py allow them.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 
 # ----------------------------------------------------------------------------- API
 # DRF serves only the partner API (portal/partners): API-key auth, JSON in and out, one error

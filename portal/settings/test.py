@@ -23,3 +23,5 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # Two suites on one server (two checkouts, or a developer beside CI) need different names.
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_portal")}  # noqa: F405
+# Webhook endpoints on this machine (127.0.0.1) are fine here.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=True)
