@@ -18,8 +18,9 @@ Invariants and how they are kept:
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -316,13 +317,42 @@ def booking_hold(*, slice_id: int, family_member, account, source: str = "web",
     return booking
 
 
-def _schedule_expiry(booking_id: int, eta: datetime) -> None:
-    from .tasks import booking_expire_task
+# Holds are released by one task per short time bucket rather than one task per hold: in a
+# rush most holds fall into a bucket that is already scheduled, and a Redis SET NX (or this
+# process's memory of it) is far cheaper than publishing a Celery message. A hold is released
+# between 1 and EXPIRY_BUCKET_SECONDS + 1 seconds after its hold_expires_at.
+EXPIRY_BUCKET_SECONDS = 2
+_scheduled_buckets: set[tuple[str, int]] = set()  # (schema, bucket) this process knows are sent
+_scheduled_buckets_lock = threading.Lock()
 
+
+def _schedule_expiry(booking_id: int, eta: datetime) -> None:
+    """Make sure a worker expires due holds just after `eta` (on commit of a hold)."""
+    from django.core.cache import cache
+
+    from .tasks import bookings_expire_due_at_task
+
+    bucket = int(eta.timestamp()) // EXPIRY_BUCKET_SECONDS
+    key = (connection.schema_name, bucket)
+    if key in _scheduled_buckets:
+        return
+    run_at = datetime.fromtimestamp((bucket + 1) * EXPIRY_BUCKET_SECONDS + 1, tz=UTC)
+    cache_key = f"registration:expiry-bucket:{bucket}"  # tenant-aware cache: per schema
     try:
-        booking_expire_task.apply_async(args=[booking_id], eta=eta + timedelta(seconds=1))
-    except Exception:  # broker down: the per-minute sweeper releases it instead
+        ttl = max(int((run_at - timezone.now()).total_seconds()), 0) + 600
+        if cache.add(cache_key, 1, timeout=ttl):  # SET NX: first hold of this bucket anywhere
+            try:
+                bookings_expire_due_at_task.apply_async(eta=run_at)
+            except Exception:
+                cache.delete(cache_key)  # let the next hold of this bucket try again
+                raise
+    except Exception:  # Redis down: the per-minute sweeper releases it instead
         log.warning("could not schedule expiry of booking %s; the sweeper will", booking_id)
+        return
+    with _scheduled_buckets_lock:
+        if len(_scheduled_buckets) > 10_000:
+            _scheduled_buckets.clear()
+        _scheduled_buckets.add(key)
 
 
 @payments.on_order_paid(Order.Kind.REGISTRATION)

@@ -17,10 +17,21 @@ def departments_seed_defaults_task() -> dict:
 # backend each send would otherwise subscribe the web process to a result channel.
 @shared_task(name="registration.booking_expire", acks_late=True, ignore_result=True)
 def booking_expire_task(booking_id: int) -> bool:
-    """Scheduled when a hold is made, for the moment it expires."""
+    """One hold's expiry. No longer sent (holds are released by bookings_expire_due_at, once
+    per time bucket); kept so that tasks queued by an older version still run."""
     from .booking import booking_expire
 
     return booking_expire(booking_id=booking_id)
+
+
+# ignore_result as above. Sent (once per EXPIRY_BUCKET_SECONDS per hospital) for just after
+# the holds made in that bucket expire; see booking._schedule_expiry.
+@shared_task(name="registration.bookings_expire_due_at", acks_late=True, ignore_result=True)
+def bookings_expire_due_at_task() -> int:
+    """Release the holds due now: scheduled when holds are made, for when they expire."""
+    from .booking import bookings_expire_due
+
+    return bookings_expire_due()
 
 
 @shared_task(name="registration.bookings_expire_due")

@@ -14,7 +14,9 @@ not yet sent. Tasks are acks_late: a killed worker's chunk runs again, and the d
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -68,13 +70,45 @@ def notify(*, kind: str, hospital, recipients, context: dict, link: str = "") ->
     return event
 
 
-def _enqueue_relay(event_id: int) -> None:
-    from .tasks import relay_event
+# Relays are coalesced: the first event committed in each RELAY_BUCKET_SECONDS (per process
+# memory, then a Redis SET NX across processes) queues one relay_due task for just after the
+# bucket ends, which relays every event waiting by then. An event committed in a bucket is
+# therefore handed to workers at most RELAY_BUCKET_SECONDS + RELAY_MARGIN_SECONDS after its
+# commit, and a busy site publishes one message a second instead of one per event.
+RELAY_BUCKET_SECONDS = 1
+RELAY_MARGIN_SECONDS = 0.5
+_relay_buckets: set[tuple[str, int]] = set()
+_relay_buckets_lock = threading.Lock()
 
+
+def _enqueue_relay(event_id: int) -> None:
+    """On commit of an event: make sure a relay runs just after this bucket ends."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    from .tasks import relay_due
+
+    bucket = int(time.time()) // RELAY_BUCKET_SECONDS
+    key = (connection.schema_name, bucket)
+    if key in _relay_buckets:
+        return
+    run_at = datetime.fromtimestamp((bucket + 1) * RELAY_BUCKET_SECONDS + RELAY_MARGIN_SECONDS,
+                                    tz=UTC)
+    cache_key = f"notifications:relay-bucket:{bucket}"
     try:
-        relay_event.delay(event_id)
+        if cache.add(cache_key, 1, timeout=120):  # SET NX: first event of this bucket anywhere
+            try:
+                relay_due.apply_async(eta=run_at)
+            except Exception:
+                cache.delete(cache_key)  # let the next event of this bucket try again
+                raise
     except Exception:  # broker down: the sweeper relays it when Redis is back
         log.warning("could not queue relay of event %s; the sweeper will", event_id)
+        return
+    with _relay_buckets_lock:
+        if len(_relay_buckets) > 10_000:
+            _relay_buckets.clear()
+        _relay_buckets.add(key)
 
 
 def event_relay(*, event_id: int) -> int:

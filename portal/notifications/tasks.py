@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 
 from . import services
@@ -9,7 +11,22 @@ from . import services
 # Redis result backend each send would otherwise subscribe the web process to a result channel.
 @shared_task(name="notifications.relay_event", acks_late=True, ignore_result=True)
 def relay_event(event_id: int) -> int:
+    """One event's relay. No longer queued per event (see relay_due); kept so that tasks
+    queued by an older version still run."""
     return services.event_relay(event_id=event_id)
+
+
+# Queued on commit, at most once a second (see services._enqueue_relay): relays every event
+# waiting by the time it runs, which includes every event committed before the task was due.
+@shared_task(name="notifications.relay_due", acks_late=True, ignore_result=True)
+def relay_due() -> int:
+    relayed = total = 0
+    for _ in range(20):  # 500 a round; whatever is left after that, the sweeper takes
+        relayed = services.events_relay_pending(older_than=timedelta(0))
+        total += relayed
+        if relayed < 500:
+            break
+    return total
 
 
 @shared_task(name="notifications.deliver_chunk", acks_late=True, bind=True, max_retries=8)

@@ -102,3 +102,36 @@ def test_money_and_booking_events_reach_the_inbox(sandbox, catcher, hospital_a, 
                      "payment_succeeded"]
     paid = InboxMessage.objects.get(user=user, kind="payment_succeeded")
     assert "¥20.00" in paid.title
+
+
+def test_relays_are_queued_once_per_second_and_relay_every_waiting_event(db, hospital_a,
+                                                                           monkeypatch):
+    """Events committed in the same second share one relay task, due just after that second;
+    it hands every waiting event to the workers."""
+    import secrets
+    from datetime import UTC, datetime
+
+    from portal.notifications import services, tasks
+
+    sent, chunks = [], []
+    monkeypatch.setattr(tasks.relay_due, "apply_async", lambda *a, **kw: sent.append(kw["eta"]))
+    monkeypatch.setattr(tasks.deliver_chunk, "delay", lambda *a: chunks.append(a))
+    monkeypatch.setattr(services, "_relay_buckets", set())
+    second = 10**9 + secrets.randbelow(10**8)
+    for now in (second + 0.1, second + 0.9):
+        monkeypatch.setattr(services.time, "time", lambda now=now: now)
+        services._enqueue_relay(1)
+    monkeypatch.setattr(services.time, "time", lambda: second + 1.2)
+    services._enqueue_relay(2)
+    monkeypatch.undo()
+    assert sent == [datetime.fromtimestamp(second + 1.5, tz=UTC),
+                    datetime.fromtimestamp(second + 2.5, tz=UTC)]
+
+    monkeypatch.setattr(tasks.deliver_chunk, "delay", lambda *a: chunks.append(a))
+    user = make_user()
+    events = [notify(kind="announcement", hospital=hospital_a, recipients=[user],
+                     context={"title": "t", "body": str(i)}) for i in range(3)]
+    assert tasks.relay_due() >= 3
+    assert not OutboxEvent.objects.filter(pk__in=[e.pk for e in events],
+                                          relayed_at__isnull=True).exists()
+    assert {c[0] for c in chunks} >= {e.pk for e in events}

@@ -417,3 +417,40 @@ def test_booking_race_with_stop_clinic_leaves_no_active_booking(committed_db):
     connection.set_tenant(hospital)
     assert not Booking.objects.filter(schedule=schedule, status__in=Booking.ACTIVE).exists()
     assert TimeSlice.objects.get(pk=slice_id).booked == 0
+
+
+def test_hold_expiry_is_scheduled_once_per_time_bucket(hospital_a, monkeypatch):
+    """Holds share one expiry task per EXPIRY_BUCKET_SECONDS, due just after the last of them."""
+    import secrets
+    from datetime import UTC, datetime
+
+    from registration.tasks import bookings_expire_due_at_task
+
+    sent = []
+    monkeypatch.setattr(bookings_expire_due_at_task, "apply_async",
+                        lambda *a, **kw: sent.append(kw["eta"]))
+    monkeypatch.setattr(svc, "_scheduled_buckets", set())
+    size = svc.EXPIRY_BUCKET_SECONDS
+    start = datetime.fromtimestamp((10**9 + secrets.randbelow(10**8)) * size, tz=UTC)
+    with in_schema(hospital_a):
+        for booking_id, offset in [(1, 0.3), (2, size - 0.2), (3, size / 2)]:
+            svc._schedule_expiry(booking_id, start + timedelta(seconds=offset))
+        assert sent == [start + timedelta(seconds=size + 1)]  # after all three, within 1-3 s
+        svc._schedule_expiry(4, start + timedelta(seconds=size + 0.1))  # the next bucket
+        assert sent[1] == start + timedelta(seconds=2 * size + 1)
+    assert len(sent) == 2
+
+
+def test_expiry_task_releases_every_due_hold(hospital_a, session_a):
+    from registration.tasks import bookings_expire_due_at_task
+
+    with in_schema(hospital_a):
+        _, schedule = session_a
+        holds = [svc.booking_hold(slice_id=s.pk, family_member=m, account=u)
+                 for s, (u, m) in zip(_slices(schedule)[:2], [make_patient(), make_patient()],
+                                      strict=True)]
+        Booking.objects.filter(pk__in=[h.pk for h in holds]).update(
+            hold_expires_at=timezone.now() - timedelta(seconds=1))
+        assert bookings_expire_due_at_task() >= 2
+        assert set(Booking.objects.filter(pk__in=[h.pk for h in holds])
+                   .values_list("status", flat=True)) == {Booking.Status.EXPIRED}
