@@ -15,11 +15,11 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from portal.partners.api import PartnerAPIView, errors
+from portal.partners.api import IDEMPOTENCY_PARAM, PartnerAPIView, errors
 from portal.partners.idempotency import idempotent
 from portal.partners.models import PartnerRecord
 from portal.partners.services import patient_resolve, record_object
-from registration.api import IDEMPOTENCY_PARAM, PatientOut
+from registration.api import PatientOut
 from registration.models import Department
 
 from . import services
@@ -112,7 +112,7 @@ class ReportCreateView(PartnerAPIView):
         parameters=[IDEMPOTENCY_PARAM], request=ReportIn,
         responses={201: ReportOut, 200: ReportOut, **errors(
             (422, "invalid_report", "Only lab reports have result items."),
-            (422, "unknown_patient", "No patient card has this number."))},
+            (422, "unknown_patient", "No patient card has this number."), idempotent=True)},
         examples=[OpenApiExample("lab report", request_only=True, value={
             "patient": {"medical_record_number": "2026000123"}, "kind": "lab_report",
             "title": "血常规", "department": "cardiology", "doctor_name": "王建国",

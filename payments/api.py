@@ -11,11 +11,17 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from portal.partners.api import ApiCursorPagination, PartnerAPIView, PartnerListView, errors
+from portal.partners.api import (
+    IDEMPOTENCY_PARAM,
+    ApiCursorPagination,
+    PartnerAPIView,
+    PartnerListView,
+    errors,
+)
 from portal.partners.idempotency import idempotent
 from portal.partners.models import PartnerRecord
 from portal.partners.services import own_object_ids
-from registration.api import IDEMPOTENCY_PARAM, PatientIn, PatientOut
+from registration.api import PatientIn, PatientOut
 from registration.models import Department
 
 from . import bills
@@ -104,7 +110,8 @@ class BillListView(PartnerListView):
         responses={201: BillOut, **errors(
             (409, "bill_not_editable", "Item prices are whole fen and quantities at least 1."),
             (422, "patient_mismatch",
-             "This resident ID is registered under another name for this mobile number."))},
+             "This resident ID is registered under another name for this mobile number."),
+            idempotent=True)},
         examples=[OpenApiExample("bill", request_only=True, value={
             "patient": {"name": "张伟", "id_number": "110101199003070011",
                         "mobile": "13800138000"},

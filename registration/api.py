@@ -18,11 +18,17 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from portal.partners.api import ApiCursorPagination, PartnerAPIView, PartnerListView, errors
+from portal.partners.api import (
+    IDEMPOTENCY_PARAM,
+    ApiCursorPagination,
+    PartnerAPIView,
+    PartnerListView,
+    errors,
+)
 from portal.partners.idempotency import idempotent
 from portal.partners.models import PartnerRecord
 from portal.partners.services import own_object_ids
@@ -31,12 +37,6 @@ from . import booking as booking_svc
 from .models import Booking, Department, Doctor, Schedule, TimeSlice, TitleFee
 
 log = logging.getLogger(__name__)
-
-IDEMPOTENCY_PARAM = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description=_("Any unique string (e.g. a UUID). The same key with the same body returns the "
-                  "stored response; with a different body, 409 idempotency_key_reused."))
-
 
 def _cursor(*ordering: str):
     return type("Cursor", (ApiCursorPagination,), {"ordering": ordering or "pk"})
@@ -462,10 +462,9 @@ BOOKING_ERRORS = errors(
     (409, "booking_limit_reached", "张伟 already has 3 active bookings here, the most allowed."),
     (409, "duplicate_booking", "张伟 already has a booking with this doctor on that day."),
     (409, "patient_banned", "Online booking for 张伟 is suspended until 2027-03-01: ..."),
-    (409, "idempotency_key_reused",
-     "This Idempotency-Key was already used for a different request."),
     (422, "patient_mismatch",
      "This resident ID is registered under another name for this mobile number."),
+    idempotent=True,
 )
 
 
@@ -537,7 +536,7 @@ class BookingCancelView(PartnerAPIView):
         responses={200: BookingOut, **errors(
             (409, "cancel_cutoff_passed",
              "Online cancellation closed at 2026-12-02 18:00; please contact the hospital."),
-            (409, "not_cancellable", "This booking is no longer active."))},
+            (409, "not_cancellable", "This booking is no longer active."), idempotent=True)},
         examples=[OpenApiExample("cancel", request_only=True, value={"reason": "患者改期"}),
                   OpenApiExample("cancelled", response_only=True, value={
                       **BOOKING_EXAMPLE, "status": "cancelled",

@@ -13,7 +13,13 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from portal.partners.api import ApiCursorPagination, PartnerAPIView, PartnerListView, errors
+from portal.partners.api import (
+    IDEMPOTENCY_PARAM,
+    ApiCursorPagination,
+    PartnerAPIView,
+    PartnerListView,
+    errors,
+)
 from portal.partners.idempotency import idempotent
 
 from . import webhooks
@@ -84,7 +90,8 @@ class WebhookListView(PartnerListView):
         description=_("Deliveries are signed (Portal-Webhook-Signature, see the README). This "
                       "endpoint receives booking events only for bookings this partner made, "
                       "plus hospital-wide announcements."),
-        request=EndpointIn, responses={201: EndpointCreatedOut, **errors()},
+        parameters=[IDEMPOTENCY_PARAM], request=EndpointIn,
+        responses={201: EndpointCreatedOut, **errors(idempotent=True)},
         examples=[OpenApiExample("register", request_only=True, value={
             "url": "https://partner.example/hooks/portal",
             "events": ["booking_confirmed", "booking_cancelled"]}),

@@ -15,7 +15,7 @@ import zoneinfo
 from django.db import connection
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
@@ -53,12 +53,26 @@ _COMMON_ERRORS = {
 }
 
 
-def errors(*extra: tuple[int, str, str]) -> dict:
-    """OpenAPI responses for the error statuses every operation can give, plus `extra`."""
+# Every POST takes an Idempotency-Key (portal/partners/idempotency.py) and can answer these.
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description=_("Any unique string (e.g. a UUID). The same key with the same body returns the "
+                  "stored response; with a different body, 409 idempotency_key_reused."))
+_IDEMPOTENCY_ERRORS = (
+    (409, "idempotency_key_reused",
+     "This Idempotency-Key was already used for a different request."),
+    (409, "idempotency_request_in_progress",
+     "A request with this Idempotency-Key is still running; try again shortly."),
+)
+
+
+def errors(*extra: tuple[int, str, str], idempotent: bool = False) -> dict:
+    """OpenAPI responses for the error statuses every operation can give, plus `extra` (and,
+    for an operation behind `@idempotent`, the Idempotency-Key conflicts)."""
     statuses: dict[int, list[OpenApiExample]] = {}
     for status, (code, message) in _COMMON_ERRORS.items():
         statuses.setdefault(status, []).append(_error_example(status, code, message))
-    for status, code, message in extra:
+    for status, code, message in (*extra, *(_IDEMPOTENCY_ERRORS if idempotent else ())):
         statuses.setdefault(status, []).append(_error_example(status, code, message))
     return {status: OpenApiResponse(ErrorSerializer, description=", ".join(e.name for e in ex),
                                     examples=ex)

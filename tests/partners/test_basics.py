@@ -55,6 +55,22 @@ def test_every_operation_has_an_example(platform_client):
             assert has or method == "delete", f"{method} {path}"
 
 
+def test_every_post_documents_its_idempotency_key_and_conflicts(platform_client, client_a):
+    """A partner's client generated from the schema must know a POST may answer 409 for a
+    reused or still-running Idempotency-Key (schemathesis found the undocumented 409)."""
+    for client in (platform_client, client_a):
+        schema = client.get("/api/schema/", {"format": "json"}).json()
+        posts = [(path, ops["post"]) for path, ops in schema["paths"].items() if "post" in ops]
+        assert len(posts) >= 5
+        for path, op in posts:
+            headers = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
+            assert "Idempotency-Key" in headers, path
+            conflict = op["responses"].get("409", {})
+            examples = conflict.get("content", {}).get("application/json", {}).get("examples", {})
+            codes = {e["value"]["error"]["code"] for e in examples.values()}
+            assert {"idempotency_key_reused", "idempotency_request_in_progress"} <= codes, path
+
+
 def test_slot_fast_path_matches_serializer(hospital_a, slot_a):
     """The slot list writes rows by hand (the hottest read): same output as SlotOut."""
     from registration.api import _SLOT_FIELDS, SlotOut, slot_rows
