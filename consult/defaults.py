@@ -1,9 +1,9 @@
 """The general triage form and the well-known red flags every hospital starts with.
 
-Seeded by migration 0002 in every hospital schema (so newly provisioned hospitals get them
-too); staff edit them in admin afterwards. The wording follows common public guidance
-(chest-pain warning signs, FAST for stroke, infant fever under 3 months) and is illustrative:
-each hospital's clinicians own their rules.
+Seeded by migration 0002 (or its squash, 0001_squashed_0002) in every hospital schema (so
+newly provisioned hospitals get them too); staff edit them in admin afterwards. The wording
+follows common public guidance (chest-pain warning signs, FAST for stroke, infant fever under
+3 months) and is illustrative: each hospital's clinicians own their rules.
 """
 
 from __future__ import annotations
