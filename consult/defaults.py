@@ -1,9 +1,9 @@
 """The general triage form and the well-known red flags every hospital starts with.
 
-Seeded by migration 0002 in every hospital schema (so newly provisioned hospitals get them
-too); staff edit them in admin afterwards. The wording follows common public guidance
-(chest-pain warning signs, FAST for stroke, infant fever under 3 months) and is illustrative:
-each hospital's clinicians own their rules.
+Seeded by migration 0002 (or its squash, 0001_squashed_0002) in every hospital schema (so
+newly provisioned hospitals get them too); staff edit them in admin afterwards. The wording
+follows common public guidance (chest-pain warning signs, FAST for stroke, infant fever under
+3 months) and is illustrative: each hospital's clinicians own their rules.
 """
 
 from __future__ import annotations
@@ -108,20 +108,24 @@ def seed(apps) -> None:
     form, _ = TriageForm.objects.get_or_create(
         code=GENERAL_FORM["code"], defaults={"name": GENERAL_FORM["name"],
                                              "name_en": GENERAL_FORM["name_en"]})
-    for q in QUESTIONS:
-        TriageQuestion.objects.get_or_create(form=form, code=q["code"], defaults={
-            k: v for k, v in q.items() if k != "code"})
-    for spec in RED_FLAGS:
-        TriageRule.objects.get_or_create(code=spec["code"], defaults={
-            "name": spec["name"], "name_en": spec["name_en"], "outcome": "emergency_now",
-            "conditions": spec["conditions"], "advice": spec.get("advice", _ER),
-            "advice_en": spec.get("advice_en", _ER_EN)})
-    for spec in IN_PERSON:
-        TriageRule.objects.get_or_create(code=spec["code"], defaults={
-            "name": spec["name"], "name_en": spec["name_en"], "outcome": "visit_in_person",
-            "conditions": spec["conditions"], "advice": spec["advice"],
-            "advice_en": spec["advice_en"],
-            "suggest_department": Department.objects.filter(code=spec["department"]).first()})
+    # One INSERT per table for whatever is missing (this runs in every new hospital's schema,
+    # where one get_or_create per row cost a tenth of provisioning); rows that exist, or that a
+    # concurrent seed adds first, are left as they are.
+    have = set(TriageQuestion.objects.filter(form=form).values_list("code", flat=True))
+    TriageQuestion.objects.bulk_create([
+        TriageQuestion(form=form, **q) for q in QUESTIONS if q["code"] not in have],
+        ignore_conflicts=True)
+    have = set(TriageRule.objects.values_list("code", flat=True))
+    rules = [TriageRule(
+        code=spec["code"], name=spec["name"], name_en=spec["name_en"], outcome="emergency_now",
+        conditions=spec["conditions"], advice=spec.get("advice", _ER),
+        advice_en=spec.get("advice_en", _ER_EN)) for spec in RED_FLAGS if spec["code"] not in have]
+    rules += [TriageRule(
+        code=spec["code"], name=spec["name"], name_en=spec["name_en"], outcome="visit_in_person",
+        conditions=spec["conditions"], advice=spec["advice"], advice_en=spec["advice_en"],
+        suggest_department=Department.objects.filter(code=spec["department"]).first())
+        for spec in IN_PERSON if spec["code"] not in have]
+    TriageRule.objects.bulk_create(rules, ignore_conflicts=True)
     if not TriageRuleVersion.objects.exists():
         TriageRuleVersion.objects.create(number=1, note="seeded red flags",
                                          rules=snapshot(TriageRule.objects.filter(is_active=True)))

@@ -125,8 +125,8 @@ def _notify(kind: str, user_id: int, link: str, **context) -> None:
 
 
 def triage_seed_defaults() -> None:
-    """The general form and the red flags (idempotent). Migration 0002 runs the same seed in
-    every schema, so this is for hospitals whose staff deleted them and want them back."""
+    """The general form and the red flags (idempotent). Migration 0002 (or its squash) runs the
+    same seed in every schema, so this is for hospitals whose staff deleted them and want them back."""
     from django.apps import apps
 
     from .defaults import seed

@@ -99,6 +99,36 @@ class Hospital(BilingualNameMixin, TenantMixin):
     def __str__(self) -> str:
         return self.name
 
+    def create_schema(self, check_if_exists=False, sync_schema=True, verbosity=1):
+        """django-tenants' create_schema, except that a new schema first records the migrations
+        of the shared apps, which do nothing in a hospital schema, so that migrate applies only
+        the hospital apps' ones (tenants/schema_migrations.py; a 3x faster provisioning)."""
+        from django.core.management import call_command
+        from django.db import connections
+        from django_tenants.postgresql_backend.base import _check_schema_name
+        from django_tenants.utils import (
+            get_creation_fakes_migrations,
+            get_tenant_database_alias,
+            quote_schema_name,
+            schema_exists,
+        )
+
+        from .schema_migrations import record_shared_migrations
+
+        if not sync_schema or get_creation_fakes_migrations():
+            return super().create_schema(check_if_exists, sync_schema, verbosity)
+        connection = connections[get_tenant_database_alias()]
+        _check_schema_name(self.schema_name)
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA {quote_schema_name(self.schema_name)}")
+        record_shared_migrations(self.schema_name)
+        call_command("migrate_schemas", tenant=True, schema_name=self.schema_name,
+                     interactive=False, verbosity=verbosity)
+        connection.set_schema_to_public()
+        return True
+
     @property
     def display_intro(self) -> str:
         return self.intro_en if english_active() and self.intro_en else self.intro

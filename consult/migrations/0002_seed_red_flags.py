@@ -21,5 +21,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(seed, migrations.RunPython.noop),
+        migrations.RunPython(seed, migrations.RunPython.noop, elidable=True),
     ]

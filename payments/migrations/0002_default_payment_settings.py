@@ -19,4 +19,4 @@ def forwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [("payments", "0001_initial")]
-    operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(forwards, migrations.RunPython.noop, elidable=True)]

@@ -115,3 +115,24 @@ def test_platform_admin_provisions_hospital(db, operator):
         "code": "zeta", "name": "重复", "city": "", "level": "", "domain": "zeta2.localhost"})
     assert r.status_code == 200
     assert not Domain.objects.filter(domain="zeta2.localhost").exists()
+
+
+def test_new_schema_migration_history_is_complete_and_consistent(db):
+    """The shared apps' migrations recorded up front (tenants/schema_migrations.py) leave the
+    same history as migrate itself: every migration recorded, nothing left to apply."""
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.recorder import MigrationRecorder
+
+    hospital = hospital_provision(code="eta", name="庚医院", domain="eta.localhost")
+    connection.set_schema(hospital.schema_name, include_public=False)
+    try:
+        executor = MigrationExecutor(connection)
+        executor.loader.check_consistent_history(connection)
+        assert executor.migration_plan(executor.loader.graph.leaf_nodes()) == []
+        expected = set(executor.loader.graph.nodes)
+        for key in list(expected):
+            expected.update(executor.loader.graph.nodes[key].replaces or [])
+        recorded = set(MigrationRecorder(connection).migration_qs.values_list("app", "name"))
+        assert recorded == expected
+    finally:
+        connection.set_schema_to_public()
