@@ -119,3 +119,8 @@ LAB_REPORT = {
          "reference_range": "<3.37"},
     ],
 }
+
+# A partner (a city-service app, say) granted both demo hospitals with every scope, and a fixed
+# API key so that the README's curl session works as printed. Development only, like every
+# password above.
+PARTNER = {"name": "演示合作方（城市服务）", "key": "hpk_demo0000_local-development-only-not-secret"}

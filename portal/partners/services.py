@@ -47,13 +47,21 @@ def key_matches(api_key: ApiKey, raw: str) -> bool:
 
 @transaction.atomic
 def api_key_create(*, partner: Partner, scopes: list[str], name: str = "",
-                   rate_limit: int | None = None) -> tuple[ApiKey, str]:
-    """A new key for `partner`; returns the row and the plaintext key (shown once, never stored)."""
+                   rate_limit: int | None = None, raw: str | None = None) -> tuple[ApiKey, str]:
+    """A new key for `partner`; returns the row and the plaintext key (shown once, never stored).
+
+    `raw` fixes the plaintext instead of drawing one: only for the demo data (`seed_demo`)."""
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown:
         raise UnknownScope(_("Unknown scope(s): %(scopes)s.") % {"scopes": ", ".join(unknown)})
-    prefix = secrets.token_hex(4)
-    raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    if raw is None:
+        prefix = secrets.token_hex(4)
+        raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    else:
+        parsed = parse_key(raw)
+        if parsed is None:
+            raise ValueError("not an API key: hpk_<prefix>_<secret>")
+        prefix = parsed[0]
     key = ApiKey.objects.create(partner=partner, name=name, prefix=prefix, key_hash=key_hash(raw),
                                 scopes=sorted(set(scopes)), rate_limit=rate_limit)
     return key, raw

@@ -29,6 +29,8 @@ class Command(BaseCommand):
         w(f"  Demo doctor         http://{demo.HOSPITALS[0]['domain']}:{port}/workbench/   "
           f"{doc['phone']} / {doc['password']}")
         w(f"  Health              http://localhost:{port}/health/")
+        w(f"  Partner API docs    http://localhost:{port}/api/docs/   demo key "
+          f"{demo.PARTNER['key']}")
         sandbox = settings.SANDBOX_PAY_URL.rstrip("/").replace("127.0.0.1", "localhost")
         w(f"  Sandbox payments    {sandbox}/  (cashier pages open from the site)")
         sms = settings.SMS_GATEWAY_URL or "http://127.0.0.1:8002"

@@ -37,7 +37,20 @@ class Command(BaseCommand):
         for spec in demo.HOSPITALS:
             self._demo_doctors(Hospital.objects.get(code=spec["code"]))
         self._demo_consult(patient)
+        self._demo_partner()
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
+
+    def _demo_partner(self) -> None:
+        from portal.partners.models import ApiKey, Partner, Scope
+        from portal.partners.services import api_key_create, grant_create, parse_key
+
+        partner, _created = Partner.objects.get_or_create(name=demo.PARTNER["name"])
+        for spec in demo.HOSPITALS:
+            grant_create(partner=partner, hospital=Hospital.objects.get(code=spec["code"]))
+        prefix = parse_key(demo.PARTNER["key"])[0]
+        if not ApiKey.objects.filter(prefix=prefix).exists():
+            api_key_create(partner=partner, scopes=list(Scope.values), name="demo",
+                           raw=demo.PARTNER["key"])
 
     def _demo_bill(self, patient: User) -> None:
         """An unpaid clinic bill for the demo patient at the first hospital, to try paying."""
