@@ -21,10 +21,9 @@ def scratch_urls(db_name: str) -> tuple[str, str]:
 
 def admin_sql(admin_url: str, sql: str) -> None:
     """Run one statement with autocommit (CREATE/DROP DATABASE cannot run in a transaction)."""
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
+    conn = psycopg.connect(admin_url, autocommit=True)
     try:
         with conn.cursor() as cur:
             cur.execute(sql)

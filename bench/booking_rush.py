@@ -252,7 +252,8 @@ def seed_catalogue(args: argparse.Namespace, hospital) -> dict:
                     CROSS JOIN generate_series(0, %s - 1) AS g(day)
                     CROSS JOIN (VALUES ('am'), ('pm')) AS p(period)""", [today, args.days])
                 schedules = cur.rowcount
-                values = ", ".join(cur.mogrify("(%s, %s::time, %s)", s).decode() for s in SESSIONS)
+                values = ", ".join(["(%s, %s::time, %s::int)"] * len(SESSIONS))
+                session_params = [v for session in SESSIONS for v in session]
                 cur.execute(f"""
                     INSERT INTO registration_timeslice
                         (schedule_id, start, "end", capacity, booked, queue_base)
@@ -263,7 +264,8 @@ def seed_catalogue(args: argparse.Namespace, hospital) -> dict:
                     FROM registration_schedule s
                     JOIN (VALUES {values}) AS p(period, t0, n) ON p.period = s.period
                     CROSS JOIN LATERAL generate_series(0, p.n - 1) AS g(i)""",
-                            [SLICE_MINUTES, TZ, SLICE_MINUTES, TZ, SLICE_CAPACITY, SLICE_CAPACITY])
+                            [SLICE_MINUTES, TZ, SLICE_MINUTES, TZ, SLICE_CAPACITY, SLICE_CAPACITY,
+                             *session_params])
                 slices = cur.rowcount
         say(f"seeded {args.doctors} doctors, {schedules} schedules, {slices} slices "
             f"in {time.perf_counter() - t:.2f}s")

@@ -270,11 +270,14 @@ class SchemaRecipe:
         from django.db import connection
 
         statements = []
-        with connection.cursor() as cur:
-            raw = cur.cursor  # psycopg2 cursor, for mogrify
+        import psycopg
+
+        connection.ensure_connection()
+        raw = psycopg.ClientCursor(connection.connection)  # binds client-side: has mogrify()
+        with raw:
             for sql, params, many in self.captured:
                 for p in (params if many else [params]):
-                    stmt = sql if p is None else raw.mogrify(sql, p).decode()
+                    stmt = sql if p is None else raw.mogrify(sql, p)
                     statements.append(stmt.rstrip().rstrip(";"))
         body = ";\n".join(statements)
         if re.search(r"\b" + re.escape(self.schema) + r"\b", body):
@@ -288,11 +291,11 @@ def fill_replay(recipe: SchemaRecipe, start: int, count: int, jobs: int = 2, bat
 
     The hospital and domain rows go in first (one transaction); the schemas are then built by
     `jobs` threads, each on its own connection, `batch` schemas per transaction. PostgreSQL does
-    the work (psycopg2 releases the GIL), so two jobs use both cores.
+    the work (psycopg releases the GIL), so two jobs use both cores.
     """
     import threading
 
-    import psycopg2
+    import psycopg
     from django.db import connection, transaction
 
     from tenants.models import Domain, Hospital
@@ -313,14 +316,15 @@ def fill_replay(recipe: SchemaRecipe, start: int, count: int, jobs: int = 2, bat
     done = [0]
 
     def worker() -> None:
-        conn = psycopg2.connect(os.environ["DATABASE_URL"])
+        # No prepared statements: each batch is one multi-statement text, sent once.
+        conn = psycopg.connect(os.environ["DATABASE_URL"], prepare_threshold=None)
         try:
             while True:
                 with lock:
                     if not batches or errors:
                         return
                     names = batches.pop(0)
-                with conn, conn.cursor() as cur:  # one transaction per batch
+                with conn.transaction(), conn.cursor() as cur:  # one transaction per batch
                     for name in names:
                         cur.execute(f'CREATE SCHEMA "{name}";\n'
                                     f'SET LOCAL search_path TO "{name}", public;\n'

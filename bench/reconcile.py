@@ -394,14 +394,18 @@ def generate(hospital, payer, params: dict, path: str) -> dict:
         say(f"  VACUUM ANALYZE in {times['vacuum_analyze']:.2f}s")
 
         t = time.perf_counter()
-        raw = cur.cursor  # the psycopg2 cursor, for COPY … TO STDOUT
+        import psycopg
+
+        raw = psycopg.ClientCursor(connection.connection)  # binds client-side: has mogrify()
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(HEADER)
             f.flush()
             counts = {}
             for kind, rows in (("PAY", PAY_ROWS), ("REFUND", REFUND_ROWS)):
                 sql = STATEMENT_COPY.format(type=kind, rows=rows)
-                raw.copy_expert(raw.mogrify(sql, params).decode(), f)
+                with raw.copy(raw.mogrify(sql, params)) as copy:
+                    for data in copy:
+                        f.write(bytes(data).decode())
                 cur.execute(STATEMENT_TOTALS.format(rows=rows), params)
                 counts[kind] = cur.fetchone()
             (pay_count, pay_total), (refund_count, refund_total) = counts["PAY"], counts["REFUND"]

@@ -162,8 +162,10 @@ def reconcile_day(*, day: date, provider: PaymentProvider | None = None, actor=N
                 occurred_at timestamptz, out_trade_no text, provider_txn_id text, kind text,
                 status text, amount_fen bigint, out_refund_no text) ON COMMIT DROP""")
             stream = _CsvStream(provider.fetch_statement(day))
-            # size positionally: under DEBUG Django's CursorDebugWrapper.copy_expert takes no keywords.
-            cur.copy_expert("COPY recon_lines FROM STDIN WITH (FORMAT csv)", stream, 1 << 16)
+            # psycopg 3's COPY (Django's cursor wrapper passes copy() through, DEBUG or not).
+            with cur.copy("COPY recon_lines FROM STDIN WITH (FORMAT csv)") as copy:
+                while chunk := stream.read(1 << 16):
+                    copy.write(chunk)
             # No index on out_trade_no: the payment queries read every payment line anyway and
             # hash-join them; such an index cost more to build than it saved, and steered the
             # planner into a merge join that reads the temp table in index order, one page per

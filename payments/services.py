@@ -24,7 +24,9 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.db.inserts import InsertChain
 from portal.errors import DomainError
+from portal.process_cache import GenerationCache
 
 from .models import Fen, Order, OrderEvent, PaymentNotification, PaymentSettings, Refund
 from .providers.base import Notice, PaymentProvider, PaymentRequest, PaymentStart  # noqa: F401
@@ -82,11 +84,22 @@ def payment_settings() -> PaymentSettings:
     return obj
 
 
+# The provider's name per hospital, kept by each process: every order records it, and a
+# booking rush creates orders by the thousand. Saving or deleting a hospital's payment settings
+# empties it in every process within a second (signal below, in ready()).
+provider_name_cache = GenerationCache(generation_key="payments:provider-generation",
+                                      ttl_seconds=60.0)
+
+
 def _provider_name() -> str:
     """The configured provider's name only (every order records it; no secrets loaded)."""
-    name = PaymentSettings.objects.order_by("pk").values_list("provider", flat=True).first()
+    schema = connection.schema_name
+    name = provider_name_cache.get(schema)
     if name is None:
-        raise _not_configured()
+        name = PaymentSettings.objects.order_by("pk").values_list("provider", flat=True).first()
+        if name is None:
+            raise _not_configured()
+        provider_name_cache.put(schema, name)
     return name
 
 
@@ -131,7 +144,13 @@ def _event(order: Order, action: str, *, source: str, actor=None, before: str = 
 
 
 def order_create(*, kind: str, description: str, payer, total_fen: Fen, insurance_fen: Fen = 0,
-                 expires_in: timedelta | None = None) -> Order:
+                 expires_in: timedelta | None = None, rows: InsertChain | None = None) -> Order:
+    """A new order awaiting payment, with its audit row.
+
+    `rows`: the caller's InsertChain (see portal.db.inserts): the order and its audit row are
+    added to it and written when the caller runs it, together with the caller's own rows;
+    without one they are written here, in one statement.
+    """
     if not isinstance(total_fen, int) or not isinstance(insurance_fen, int):
         raise InvalidAmount(_("Amounts are whole numbers of fen."))
     if total_fen <= 0 or insurance_fen < 0 or insurance_fen > total_fen:
@@ -141,17 +160,20 @@ def order_create(*, kind: str, description: str, payer, total_fen: Fen, insuranc
     if expires_in is None:
         expires_in = timedelta(minutes=getattr(connection.tenant, "hold_minutes", 15) or 15)
     provider = _provider_name()
-    # Every refusal above happens before any write, so the order and its audit row need no
-    # savepoint of their own inside a caller's transaction (the booking path is hot); on their
-    # own they still commit together.
-    with transaction.atomic(savepoint=False):
-        order = Order.objects.create(
-            out_trade_no=_order_number(), kind=kind, description=description[:127], payer=payer,
-            total_fen=total_fen, insurance_fen=insurance_fen,
-            self_pay_fen=total_fen - insurance_fen, provider=provider,
-            expires_at=timezone.now() + expires_in)
-        _event(order, "created", source="patient", actor=payer, total_fen=total_fen,
-               insurance_fen=insurance_fen)
+    # Every refusal above happens before any write; the two rows go in one statement, so they
+    # are written together without a transaction or savepoint of their own.
+    own = rows is None
+    rows = InsertChain() if own else rows
+    order = rows.add(Order(
+        out_trade_no=_order_number(), kind=kind, description=description[:127], payer=payer,
+        total_fen=total_fen, insurance_fen=insurance_fen, self_pay_fen=total_fen - insurance_fen,
+        provider=provider, expires_at=timezone.now() + expires_in))
+    rows.add(OrderEvent(action="created", from_status="", to_status=order.status, actor=payer,
+                        source="patient", detail={"total_fen": total_fen,
+                                                  "insurance_fen": insurance_fen}),
+             order=order)
+    if own:
+        rows.run()
     return order
 
 

@@ -146,20 +146,19 @@ def pg_ensure_database(url: str) -> None:
     """Create the database named in `url` if it does not exist yet."""
     from urllib.parse import urlparse
 
-    import psycopg2
+    import psycopg
 
     parts = urlparse(url)
     name = parts.path.lstrip("/")
     admin = parts._replace(path="/postgres").geturl()
     for attempt in range(50):
         try:
-            conn = psycopg2.connect(admin)
+            conn = psycopg.connect(admin, autocommit=True)
             break
-        except psycopg2.OperationalError:
+        except psycopg.OperationalError:
             if attempt == 49:
                 raise
             time.sleep(0.1)
-    conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
         if cur.fetchone() is None:

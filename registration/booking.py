@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 
 from payments import services as payments
 from payments.models import Order
+from portal.db.inserts import IdText, InsertChain
 from portal.errors import DomainError
 
 from .models import Booking, BookingBan, BookingEvent, PatientCard, Schedule, TimeSlice, WaitlistEntry
@@ -213,10 +214,15 @@ def check_patient_rules(*, family_member, doctor_id: int, day) -> None:
 
 
 def _event(booking: Booking, action: str, *, source: str, actor=None, before: str = "",
-           **detail) -> None:
-    BookingEvent.objects.create(booking=booking, action=action, from_status=before,
-                                to_status=booking.status, actor=actor, source=source,
-                                detail=detail)
+           rows: InsertChain | None = None, **detail) -> None:
+    """The audit row of a booking's change (`rows`: written with the caller's other new rows,
+    the booking among them)."""
+    event = BookingEvent(booking=booking, action=action, from_status=before,
+                         to_status=booking.status, actor=actor, source=source, detail=detail)
+    if rows is None:
+        event.save(force_insert=True)
+    else:
+        rows.add(event, booking=booking)
 
 
 def _free_queue_number(slice_: TimeSlice) -> int:
@@ -284,33 +290,39 @@ def booking_hold(*, slice_id: int, family_member, account, source: str = "web",
         # so whatever does not need that lock is done first (a rush queues on it).
         card = facts.card or patient_card_create(family_member=family_member)
         # The one place where capacity is spent: atomic, and it locks the slice row.
-        if not TimeSlice.objects.filter(pk=slice_.pk, booked__lt=F("capacity")).update(
-                booked=F("booked") + 1):
-            raise SlotSoldOut(_("Sorry, this time has just been fully booked."))
+        with connection.cursor() as cur:
+            cur.execute("UPDATE registration_timeslice SET booked = booked + 1 "
+                        "WHERE id = %s AND booked < capacity", [slice_.pk])
+            if cur.rowcount != 1:
+                raise SlotSoldOut(_("Sorry, this time has just been fully booked."))
         now = timezone.now()
+        # The order, the booking, their audit rows and the outbox event: one statement.
+        rows = InsertChain()
         booking = Booking(slice=slice_, schedule=schedule, doctor=schedule.doctor,
                           date=schedule.date, patient_card=card, family_member=family_member,
                           account=account, queue_number=_free_queue_number(slice_),
                           fee_fen=fee_fen, source=source)
+        refs = {}
         if fee_fen == 0:
             booking.status, booking.confirmed_at = Booking.Status.CONFIRMED, now
         else:
             hold = timedelta(minutes=_hospital().hold_minutes)
             booking.status, booking.hold_expires_at = Booking.Status.HELD, now + hold
-            booking.order = payments.order_create(
+            booking.order = refs["order"] = payments.order_create(
                 kind=Order.Kind.REGISTRATION, payer=account, total_fen=fee_fen,
                 description=_("Registration: %(doctor)s %(day)s #%(n)d") % {
                     "doctor": schedule.doctor.name, "day": schedule.date.isoformat(),
                     "n": booking.queue_number},
-                expires_in=hold)
-        booking.save()
+                expires_in=hold, rows=rows)
+        rows.add(booking, **refs)
         _event(booking, "held" if booking.status == Booking.Status.HELD else "confirmed",
-               source=source, actor=account, queue_number=booking.queue_number)
+               source=source, actor=account, queue_number=booking.queue_number, rows=rows)
         if booking.status == Booking.Status.CONFIRMED:
-            _notify_confirmed(booking)
+            _notify_confirmed(booking, rows=rows)
         else:
-            _notify_booking(booking, "booking_held", until=timezone.localtime(
+            _notify_booking(booking, "booking_held", rows=rows, until=timezone.localtime(
                 booking.hold_expires_at, _tz()).strftime("%H:%M"))
+        rows.run()
         if booking.status == Booking.Status.HELD:
             pk, eta = booking.pk, booking.hold_expires_at
             transaction.on_commit(lambda: _schedule_expiry(pk, eta))
@@ -377,16 +389,25 @@ def _booking_paid(order: Order) -> None:
     _notify_confirmed(booking)
 
 
-def _notify_booking(booking: Booking, kind: str, **extra) -> None:
+_BOOKING_LINK = "/bookings/{}/"
+
+
+def _booking_link(booking: Booking, rows: InsertChain | None) -> str | IdText:
+    return IdText(_BOOKING_LINK, booking) if rows is not None else _BOOKING_LINK.format(booking.pk)
+
+
+def _notify_booking(booking: Booking, kind: str, *, rows: InsertChain | None = None,
+                    **extra) -> None:
+    """`rows`: the caller's InsertChain that holds the (new) booking, if any."""
     from portal.notifications.services import notify
 
     notify(kind=kind, hospital=_hospital(), recipients=[booking.account_id],
            context={"doctor": booking.doctor.name, "day": booking.date.isoformat(),
                     "name": booking.family_member.name, "number": booking.queue_number, **extra},
-           link=f"/bookings/{booking.pk}/")
+           link=_booking_link(booking, rows), rows=rows)
 
 
-def _notify_confirmed(booking: Booking) -> None:
+def _notify_confirmed(booking: Booking, *, rows: InsertChain | None = None) -> None:
     """Tell the patient, through the outbox, in the transaction that confirmed the booking."""
     from portal.notifications.services import notify
 
@@ -395,7 +416,7 @@ def _notify_confirmed(booking: Booking) -> None:
            context={"doctor": booking.doctor.name, "day": booking.date.isoformat(),
                     "name": booking.family_member.name, "number": booking.queue_number,
                     "arrive": f"{start - timedelta(minutes=30):%H:%M}–{start:%H:%M}"},
-           link=f"/bookings/{booking.pk}/")
+           link=_booking_link(booking, rows), rows=rows)
 
 
 # --------------------------------------------------------------------------- release

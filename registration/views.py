@@ -55,7 +55,10 @@ def _own_member(request: HttpRequest, raw) -> FamilyMember | None:
     pk = _int_or_none(raw)
     if pk is None:
         return None
-    return FamilyMember.objects.filter(pk=pk, account=request.user).first()
+    try:
+        return FamilyMember.objects.get(pk=pk, account_id=request.user.pk)
+    except FamilyMember.DoesNotExist:
+        return None
 
 
 def _own_booking(request: HttpRequest, pk: int) -> Booking:
@@ -259,7 +262,10 @@ def booking_new(request: HttpRequest) -> HttpResponse:
         # is only shown on a page, which a successful POST does not render.
         related = ("schedule__doctor__department" if request.method == "GET"
                    else "schedule__doctor")
-        slice_ = TimeSlice.objects.select_related(related).filter(pk=slice_id).first()
+        try:
+            slice_ = TimeSlice.objects.select_related(related).get(pk=slice_id)
+        except TimeSlice.DoesNotExist:
+            pass
     if slice_ is None:
         return _problem(request, _("Choose a time to book from a doctor's page."),
                         status=BAD_REQUEST)

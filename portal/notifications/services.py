@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.db.inserts import IdText, InsertChain
 from portal.errors import DomainError
 
 from . import (
@@ -60,12 +61,24 @@ def inbox_mark_read(*, user, ids=None) -> int:
     return qs.update(read_at=timezone.now())
 
 
-def notify(*, kind: str, hospital, recipients, context: dict, link: str = "") -> OutboxEvent:
-    """Record an event for `recipients` (users or ids) in the current transaction."""
+def notify(*, kind: str, hospital, recipients, context: dict, link: str | IdText = "",
+           rows: InsertChain | None = None) -> OutboxEvent:
+    """Record an event for `recipients` (users or ids) in the current transaction.
+
+    `rows`: the caller's InsertChain: the event is written with the caller's other new rows
+    (and `link` may then be an IdText naming one of them); the caller runs it before commit.
+    """
     ids = [getattr(r, "pk", r) for r in recipients]
     hospital_id = hospital.pk if hospital is not None and not hospital.is_public else None
-    event = OutboxEvent.objects.create(hospital_id=hospital_id, kind=kind, context=context,
-                                       recipients=ids, link=link)
+    event = OutboxEvent(hospital_id=hospital_id, kind=kind, context=context, recipients=ids)
+    if rows is None:
+        event.link = link
+        event.save(force_insert=True)
+    elif isinstance(link, IdText):
+        rows.add(event, link=link)
+    else:
+        event.link = link
+        rows.add(event)
     transaction.on_commit(lambda: _enqueue_relay(event.pk))
     return event
 

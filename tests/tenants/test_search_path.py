@@ -117,3 +117,37 @@ def test_search_path_switch_in_rolled_back_transaction(committed_db, hospital_a,
                 list(Department.objects.all()[:1])  # SET for B, then ROLLBACK undoes it
                 raise _Undo
         assert _search_path().startswith(hospital_b.schema_name)
+
+
+def test_search_path_not_sent_again_for_the_same_hospital(marked):
+    """The middleware switches to public and back on every request; when the connection
+    already holds the host's path (portal.db keeps track), no SET is sent at all."""
+    client_a = host_client(HOSPITAL_A["domain"])
+    client_b = host_client(HOSPITAL_B["domain"])
+    client_a.get("/")
+    counts = []
+    for c, name in ((client_a, "甲院独有科"), (client_a, "甲院独有科"), (client_b, "乙院独有科"),
+                    (client_b, "乙院独有科"), (client_a, "甲院独有科")):
+        with CaptureQueriesContext(connection) as ctx:
+            assert name in c.get("/").content.decode()
+        counts.append(_sets(ctx))
+    assert counts == [0, 0, 1, 0, 1]
+
+
+def test_search_path_sent_again_after_a_rollback_on_the_same_hospital(committed_db, hospital_a,
+                                                                      hospital_b):
+    """A rolled-back SET leaves the server on the old path: the next query re-sends it even
+    though the connection is switched to the same hospital again."""
+    with in_schema(hospital_b):
+        list(Department.objects.all()[:1])
+    with in_schema(hospital_a):
+        list(Department.objects.all()[:1])  # the server holds A's path
+        with pytest.raises(_Undo):
+            with transaction.atomic():
+                connection.set_tenant(hospital_b)
+                list(Department.objects.all()[:1])  # SET for B, undone by the ROLLBACK
+                raise _Undo
+        connection.set_tenant(hospital_b)
+        assert _search_path().startswith(hospital_b.schema_name)
+        connection.set_tenant(hospital_a)
+        assert _search_path().startswith(hospital_a.schema_name)
