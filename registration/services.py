@@ -49,7 +49,9 @@ def patient_card_create(*, family_member) -> PatientCard:
     (created by migration 0003; DDL here raced with concurrent first bookings), e.g.
     2026000123, and ON CONFLICT DO NOTHING settles a concurrent first booking of the same
     member without an IntegrityError, hence without a savepoint (the loser reads the winner's
-    card).
+    card). The member's row is locked FOR KEY SHARE now rather than by the deferred foreign
+    key at commit: a concurrent change of the member's name or ID number (which holds the row
+    FOR UPDATE and refuses once a card exists) then either waits for this card or goes first.
     """
     from django.db import connection
     from django.utils import timezone
@@ -59,11 +61,12 @@ def patient_card_create(*, family_member) -> PatientCard:
         cur.execute("""
             INSERT INTO registration_patientcard (family_member_id, medical_record_number,
                                                   created_at)
-            SELECT %s, %s || CASE WHEN seq.n < 1000000 THEN lpad(seq.n::text, 6, '0')
-                                  ELSE seq.n::text END, %s
-            FROM (SELECT nextval('patient_card_mrn_seq') AS n) AS seq
+            SELECT m.id, %s || CASE WHEN seq.n < 1000000 THEN lpad(seq.n::text, 6, '0')
+                                    ELSE seq.n::text END, %s
+            FROM (SELECT id FROM accounts_familymember WHERE id = %s FOR KEY SHARE) AS m,
+                 (SELECT nextval('patient_card_mrn_seq') AS n) AS seq
             ON CONFLICT (family_member_id) DO NOTHING
-            RETURNING id, medical_record_number""", [family_member.pk, f"{now:%Y}", now])
+            RETURNING id, medical_record_number""", [f"{now:%Y}", now, family_member.pk])
         row = cur.fetchone()
     if row is None:  # created concurrently by another request
         return PatientCard.objects.get(family_member=family_member)

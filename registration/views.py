@@ -29,7 +29,13 @@ from portal.accounts.models import FamilyMember
 
 from . import booking as svc
 from .models import Booking, Department, Doctor, Schedule, TimeSlice, TitleFee, WaitlistEntry
-from .selectors import bookings_for_account, department_tree, doctor_day, doctors_with_availability
+from .selectors import (
+    DayAvailability,
+    bookings_for_account,
+    department_tree,
+    doctor_day,
+    doctors_with_availability,
+)
 
 # Patients are asked to arrive this long before their slice starts (to register at the desk).
 ARRIVE_BEFORE = timedelta(minutes=30)
@@ -106,7 +112,8 @@ class DayCell:
     """One day of one doctor on the availability page."""
 
     day: date
-    state: str  # "none" (no clinic left) | "not_open" | "full" | "open"
+    # "none" (no clinic left) | "stopped" (staff stopped it, 停诊) | "not_open" | "full" | "open"
+    state: str
     remaining: int = 0
     opens_at: datetime | None = None
 
@@ -114,18 +121,22 @@ class DayCell:
 @dataclass
 class DoctorRow:
     doctor: Doctor
-    fee_fen: int
+    # The fees of the sessions on offer in the days shown (equal when they all cost the same);
+    # the doctor's default fee when there are none.
+    fee_min_fen: int
+    fee_max_fen: int
     days: list[DayCell] = field(default_factory=list)
 
 
-def _day_cell(day: date, remaining: int | None, opens_at: datetime, now: datetime) -> DayCell:
-    if remaining is None:
-        return DayCell(day, "none")
+def _day_cell(day: date, avail: DayAvailability, opens_at: datetime, now: datetime) -> DayCell:
+    if avail.remaining is None:
+        # Nothing open left that day: stopped by staff is not the same as no clinic at all.
+        return DayCell(day, "stopped" if avail.stopped else "none")
     if now < opens_at:
         return DayCell(day, "not_open", opens_at=opens_at)
-    if remaining <= 0:
+    if avail.remaining <= 0:
         return DayCell(day, "full")
-    return DayCell(day, "open", remaining=remaining)
+    return DayCell(day, "open", remaining=avail.remaining)
 
 
 @require_GET
@@ -144,10 +155,15 @@ def department_detail(request: HttpRequest, code: str) -> HttpResponse:
     now = timezone.now()
     opens = {day: svc.release_moment(day) for day in dates}
     fees = _title_fees()
-    doctors = [DoctorRow(doctor=d, fee_fen=_doctor_fee(d, fees),
-                         days=[_day_cell(day, left, opens[day], now)
-                               for day, left in zip(dates, counts, strict=True)])
-               for d, counts in rows]
+    doctors = []
+    for row in rows:
+        default = _doctor_fee(row.doctor, fees)
+        doctors.append(DoctorRow(
+            doctor=row.doctor,
+            fee_min_fen=default if row.fee_min_fen is None else row.fee_min_fen,
+            fee_max_fen=default if row.fee_max_fen is None else row.fee_max_fen,
+            days=[_day_cell(day, avail, opens[day], now)
+                  for day, avail in zip(dates, row.days, strict=True)]))
     return render(request, "registration/department_detail.html",
                   {"department": department, "children": children, "dates": dates,
                    "doctors": doctors})

@@ -6,6 +6,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
 from .models import FamilyMember
+from .services import IDENTITY_FIELDS, identity_locked_message
 from .validators import normalize_mobile, validate_id_number, validate_mobile
 
 _PHONE_ATTRS = {"autocomplete": "tel", "inputmode": "tel", "placeholder": "13800138000"}
@@ -63,7 +64,10 @@ class FamilyMemberForm(forms.Form):
                        widget=forms.TextInput(_PHONE_ATTRS),
                        help_text=_("Optional: for visit reminders to this person."))
 
-    def __init__(self, *args, member: FamilyMember | None = None, **kwargs):
+    def __init__(self, *args, member: FamilyMember | None = None, identity_locked: bool = False,
+                 **kwargs):
+        """`identity_locked`: a hospital keeps records of the member, so name and ID number are
+        shown read-only (the service refuses a changed value all the same)."""
         super().__init__(*args, **kwargs)
         self.member = member
         if member is not None:
@@ -78,6 +82,10 @@ class FamilyMemberForm(forms.Form):
                 phone = self.fields["phone"]
                 phone.validators, phone.help_text = [], field.help_text
                 self.initial["phone"] = member.masked_phone
+            if identity_locked:
+                for name in IDENTITY_FIELDS:
+                    self.fields[name].widget.attrs["readonly"] = True
+                    self.fields[name].help_text = identity_locked_message()
 
     def clean_phone(self):
         value = self.cleaned_data["phone"]

@@ -97,28 +97,48 @@ def family_member_add(*, account: User, name: str, relation: str, id_number: str
     return FamilyMember.objects.create(account=account, **data)
 
 
+# What a hospital files its records under: the person's name and resident ID number (sex and
+# birth date are read from the number). Fixed once any hospital holds records of the member.
+IDENTITY_FIELDS = ("name", "id_number")
+
+
 @transaction.atomic
 def family_member_update(*, member: FamilyMember, name: str, relation: str, id_number: str,
                          phone: str = "") -> FamilyMember:
+    """Change a member's details. Name and ID number stay as they are once a hospital holds
+    records of the member (a ValidationError on those fields; the hospital corrects them)."""
+    # Lock the row (FOR UPDATE): a first booking creating a patient card meanwhile locks it
+    # FOR KEY SHARE, so it either waits for this change or is seen by the check below.
+    current = FamilyMember.objects.select_for_update().get(pk=member.pk)
     data = _clean_member(account=member.account, name=name, relation=relation,
                          id_number=id_number, phone=phone, instance=member)
+    changed = [f for f in IDENTITY_FIELDS if f in data and data[f] != getattr(current, f)]
+    if changed and family_member_has_records(member=member):
+        raise ValidationError({f: ValidationError(identity_locked_message(), code="identity_locked")
+                               for f in changed})
     for field, value in data.items():
         setattr(member, field, value)
     member.save()
     return member
 
 
+def identity_locked_message() -> str:
+    return _("A hospital already keeps records under this name and ID number, so they cannot "
+             "be changed here. If they are wrong, please contact the hospital.")
+
+
 class FamilyMemberHasRecords(DomainError):
     code = "family_member_has_records"
 
 
-def family_member_remove(*, member: FamilyMember) -> None:
-    """Remove a family member no hospital's records refer to.
+def _member_row_delete(member: FamilyMember) -> bool:
+    """DELETE the member's row, every foreign key checked at once; False (row kept) when any
+    hospital's patient card, booking, waitlist entry or consultation refers to it.
 
-    Patient cards, bookings and waitlist entries live in each hospital's schema and keep their
-    member (PROTECT). Django's delete collector would look for them in the current schema only
-    (on the platform host: tables that do not exist there, a 500). The database's foreign keys
-    from every hospital schema decide instead, checked at once rather than at commit.
+    Those rows live in each hospital's schema and keep their member (PROTECT). Django's delete
+    collector would look for them in the current schema only (on the platform host: tables
+    that do not exist there, a 500). The database's foreign keys from every hospital schema
+    decide instead, checked at once rather than at commit.
     """
     table = connection.ops.quote_name(FamilyMember._meta.db_table)
     try:
@@ -130,9 +150,35 @@ def family_member_remove(*, member: FamilyMember) -> None:
         if connection.in_atomic_block:  # rolled back to a savepoint: the caller goes on
             with connection.cursor() as cur:
                 cur.execute("SET CONSTRAINTS ALL DEFERRED")
+        return False
+    return True
+
+
+class _Undo(Exception):
+    pass
+
+
+def family_member_has_records(*, member: FamilyMember) -> bool:
+    """Whether any hospital holds records of the member (a patient card, bookings, ...).
+
+    The removal's check, undone: one statement covers every hospital's schema (no query from
+    here could name them all), and nothing changes.
+    """
+    try:
+        with transaction.atomic():
+            if not _member_row_delete(member):
+                return True
+            raise _Undo
+    except _Undo:
+        return False
+
+
+def family_member_remove(*, member: FamilyMember) -> None:
+    """Remove a family member no hospital's records refer to (see `_member_row_delete`)."""
+    if not _member_row_delete(member):
         raise FamilyMemberHasRecords(
             _("%(name)s has bookings or records at a hospital, which are kept, so this family "
-              "member cannot be removed.") % {"name": member.name}) from None
+              "member cannot be removed.") % {"name": member.name})
 
 
 class UnknownRole(DomainError):

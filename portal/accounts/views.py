@@ -107,7 +107,9 @@ def _member_form_page(request: HttpRequest, member: FamilyMember | None) -> Http
     initial = None
     if member is not None:
         initial = {"name": member.name, "relation": member.relation, "phone": member.phone}
-    form = FamilyMemberForm(request.POST or None, initial=initial, member=member)
+    locked = member is not None and services.family_member_has_records(member=member)
+    form = FamilyMemberForm(request.POST or None, initial=initial, member=member,
+                            identity_locked=locked)
     if request.method == "POST" and form.is_valid():
         try:
             if member is None:

@@ -144,9 +144,12 @@ def test_pages_department_queries_constant_with_5_and_50_doctors(hospital_a, pat
                                            title=["chief", "attending"][i % 2])
             for offset in (1, 2):
                 schedule = Schedule.objects.create(doctor=doctor, date=_day(offset), period="am",
-                                                   fee_fen=2000)
+                                                   fee_fen=2000 + 500 * offset * (i % 3))
                 slices_create(schedule=schedule, start_time=time(8), end_time=time(9),
                               minutes=30, capacity=3)
+                if offset == 2 and i % 2:  # some days stopped (停诊), some fees differing
+                    Schedule.objects.filter(pk=schedule.pk).update(status="stopped",
+                                                                   stop_reason="x")
 
     with in_schema(hospital_a):
         department = Department.objects.create(code="query-count", name="计数科")
@@ -172,6 +175,85 @@ def test_pages_department_queries_constant_with_5_and_50_doctors(hospital_a, pat
     # And few: session, user, department, sub-departments, doctors, counts, title fees, unread
     # messages (django-tenants sends a SET search_path before each).
     assert len([q for q in QUERIES if not q["sql"].startswith("SET ")]) <= 8
+
+
+def _add_session(doctor, *, day, period="pm", fee=2000, capacity=5, stopped=False):
+    """Another session of `doctor` (two 30-minute slices from 14:00), stopped if asked."""
+    from registration.booking import slices_create
+
+    schedule = Schedule.objects.create(doctor=doctor, date=day, period=period, fee_fen=fee)
+    slices_create(schedule=schedule, start_time=time(14), end_time=time(15), minutes=30,
+                  capacity=capacity)
+    if stopped:
+        Schedule.objects.filter(pk=schedule.pk).update(status="stopped", stop_reason="外出会诊")
+    return schedule
+
+
+def test_pages_department_stopped_day_is_stopped_not_no_clinic(hospital_a, rules):
+    # A stopped clinic (停诊) used to read "无出诊" like a day without any clinic.
+    rules(booking_window_days=3, release_time=time(0, 0))  # a week shown, 3 days released
+    with in_schema(hospital_a):
+        stopped, schedule = make_session(day=_day(2), name="停诊医生")
+        Schedule.objects.filter(pk=schedule.pk).update(status="stopped", stop_reason="外出会诊")
+        # Stopped before its day is released: still "stopped", not "not yet open".
+        later, schedule = make_session(day=_day(5), name="未放号停诊医生")
+        Schedule.objects.filter(pk=schedule.pk).update(status="stopped", stop_reason="培训")
+        # Two sessions, the afternoon one stopped: the morning's places count as usual.
+        half, _ = make_session(day=_day(2), capacity=3, slices=2, name="半天医生")
+        _add_session(half, day=_day(2), stopped=True)
+        # Both sessions stopped: the day is stopped.
+        both, _ = make_session(day=_day(2), name="全天停诊医生")
+        _add_session(both, day=_day(2))
+        Schedule.objects.filter(doctor=both).update(status="stopped", stop_reason="x")
+    html = _client().get("/departments/cardiology/").content.decode()
+    day2, day3 = _day(2).isoformat(), _day(3).isoformat()
+    assert _doctor_cells(html, stopped.pk)[day2] == "stopped"
+    assert _doctor_cells(html, stopped.pk)[day3] == "none"
+    assert _doctor_cells(html, later.pk)[_day(5).isoformat()] == "stopped"
+    assert _doctor_cells(html, half.pk)[day2] == "open"
+    assert _doctor_cells(html, both.pk)[day2] == "stopped"
+    card = _doctor_card(html, stopped.pk)
+    assert "停诊" in card and card.count("无出诊") == len(_doctor_cells(html, stopped.pk)) - 1
+    assert "余 6 个" in _doctor_card(html, half.pk) and "停诊" not in _doctor_card(html, half.pk)
+    # The stopped day links to the doctor's day, where the reason is shown.
+    assert f'href="/doctors/{stopped.pk}/?date={day2}"' in card
+    english = _client(english=True).get("/departments/cardiology/").content.decode()
+    assert "Clinic stopped" in _doctor_card(english, stopped.pk)
+
+
+def test_pages_department_fee_is_the_fee_of_the_sessions_on_offer(hospital_a, rules):
+    # The card showed the title's (or the doctor's own) fee, not the fee staff set per session.
+    rules(booking_window_days=7, release_time=time(0, 0))
+    with in_schema(hospital_a):
+        same, _ = make_session(day=_day(1), fee=3500, name="同价医生")  # attending: ¥20 by title
+        _add_session(same, day=_day(2), fee=3500)
+        _add_session(same, day=_day(3), fee=9900, stopped=True)  # stopped: not on offer
+        ranged, _ = make_session(day=_day(1), fee=1000, name="多价医生")
+        _add_session(ranged, day=_day(2), fee=2500)
+        free, _ = make_session(day=_day(1), fee=0, name="义诊医生")
+        mixed, _ = make_session(day=_day(1), fee=0, name="半义诊医生")
+        _add_session(mixed, day=_day(2), fee=1500)
+        idle = Doctor.objects.create(department=Department.objects.get(code="cardiology"),
+                                     name="无号医生", title="chief")  # ¥50 by title
+        own = Doctor.objects.create(department=Department.objects.get(code="cardiology"),
+                                    name="特需医生", title="chief", fee_override_fen=0)
+        # Outside the days shown: not on offer on this page.
+        away, _ = make_session(day=_day(30), fee=8800, name="远期医生", title="resident")
+
+    def fee(html: str, doctor) -> str:
+        card = re.sub(r"<[^>]+>", "", _doctor_card(html, doctor.pk))
+        return re.search(r"(?:挂号费|Registration fee) (\S+)", card).group(1)
+
+    html = _client().get("/departments/cardiology/").content.decode()
+    assert fee(html, same) == "¥35.00"
+    assert fee(html, ranged) == "¥10.00–¥25.00"
+    assert fee(html, free) == "免费"
+    assert fee(html, mixed) == "免费–¥15.00"
+    assert fee(html, idle) == "¥50.00"
+    assert fee(html, own) == "免费"
+    assert fee(html, away) == "¥10.00"
+    english = _client(english=True).get("/departments/cardiology/").content.decode()
+    assert fee(english, free) == "Free" and fee(english, ranged) == "¥10.00–¥25.00"
 
 
 def test_pages_doctor_day_lists_slices_with_remaining(hospital_a):

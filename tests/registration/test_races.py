@@ -155,3 +155,39 @@ def test_race_first_bookings_of_many_patients_get_distinct_record_numbers(alpha)
     numbers = list(PatientCard.objects.filter(
         family_member__in=[m for _, m in patients]).values_list("medical_record_number", flat=True))
     assert len(numbers) == len(set(numbers)) == 12
+
+
+def test_race_identity_change_against_first_booking_never_leaves_a_card_on_a_changed_id(alpha):
+    """The member's first card is being made (transaction still open) while the patient changes
+    the member's ID number: the change waits for the card, sees it and is refused."""
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from portal.accounts.models import FamilyMember
+    from portal.accounts.services import family_member_update
+    from registration.models import PatientCard
+    from registration.services import patient_card_create
+    from tests.registration.conftest import valid_id
+
+    _, member = make_patient("改号患者")
+    original, new = member.id_number, valid_id("19850101")
+    refused: list[bool] = []
+
+    def first_booking():
+        with transaction.atomic():
+            patient_card_create(family_member=member)
+            time.sleep(0.5)  # the booking's other work, the card not yet committed
+
+    def change_id():
+        time.sleep(0.15)
+        try:
+            family_member_update(member=FamilyMember.objects.get(pk=member.pk), name=member.name,
+                                 relation=member.relation, id_number=new)
+        except ValidationError as exc:
+            refused.append(exc.error_dict["id_number"][0].code == "identity_locked")
+
+    assert _run_together(first_booking, change_id) == []
+    connection.set_tenant(alpha)
+    assert PatientCard.objects.filter(family_member=member).exists()
+    assert refused == [True]
+    assert FamilyMember.objects.get(pk=member.pk).id_number == original
