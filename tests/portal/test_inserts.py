@@ -18,9 +18,10 @@ from tests.conftest import in_schema, make_user
 
 
 def _order(payer, **kw) -> Order:
+    kw.setdefault("expires_at", timezone.now())
     return Order(out_trade_no=kw.pop("no", "PCHAIN0001"), kind=Order.Kind.REGISTRATION,
                  description="挂号", payer=payer, total_fen=2000, self_pay_fen=2000,
-                 provider="sandbox", expires_at=timezone.now(), **kw)
+                 provider="sandbox", **kw)
 
 
 def test_inserts_rows_of_three_tables_in_one_statement(hospital_a):
@@ -86,3 +87,38 @@ def test_inserts_refuses_what_it_cannot_write_like_save(hospital_a):
         saved.save()
         with pytest.raises(ValueError, match="already saved"):
             rows.add(saved)
+
+
+def test_inserts_same_shape_again_binds_fresh_values(hospital_a):
+    """The statement text is built once per shape of rows and reused: the second chain's
+    rows must carry the second chain's values and ids, not the first's."""
+    from django.db.models.functions import Now
+
+    from portal.db import inserts
+
+    payer, other = make_user(name="形状甲"), make_user(name="形状乙")
+    with in_schema(hospital_a):
+        made = []
+        for who, no in ((payer, "PSHAPE0001"), (other, "PSHAPE0002")):
+            rows = InsertChain()
+            order = rows.add(_order(who, no=no))
+            outbox = rows.add(OutboxEvent(kind="test_shape", recipients=[who.pk],
+                                          context={"who": who.name}),
+                              link=IdText("/o/{}/", order))
+            rows.run()
+            made.append((who, order, outbox))
+        assert any(shape[-1][0] is OutboxEvent for shape in inserts._statements)
+        for who, order, outbox in made:
+            stored = Order.objects.get(pk=order.pk)
+            assert (stored.out_trade_no, stored.payer_id) == (order.out_trade_no, who.pk)
+            stored_outbox = OutboxEvent.objects.get(pk=outbox.pk)
+            assert stored_outbox.link == f"/o/{order.pk}/"
+            assert stored_outbox.context == {"who": who.name}
+        # A value that is an expression this time: compiled afresh, still right.
+        rows = InsertChain()
+        order = rows.add(_order(payer, no="PSHAPE0003", expires_at=Now()))
+        outbox = rows.add(OutboxEvent(kind="test_shape", recipients=[payer.pk]),
+                          link=IdText("/o/{}/", order))
+        rows.run()
+        assert OutboxEvent.objects.get(pk=outbox.pk).link == f"/o/{order.pk}/"
+        assert Order.objects.get(pk=order.pk).expires_at is not None
