@@ -104,9 +104,14 @@ DATABASES["default"]["ENGINE"] = "portal.db"
 # Persistent connections: without them a trivial tenant page is several times slower.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# psycopg 3: parameters bound on the server, and a statement prepared there after its 5th
+# use on a connection (planning was most of PostgreSQL's time per booking). A pooler in
+# transaction mode cannot keep prepared statements: DB_PREPARE_THRESHOLD=off there.
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
     "DB_SERVER_SIDE_BINDING", default=True)
-DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5)
+_prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+    None if _prepare_threshold in ("", "off", "none") else int(_prepare_threshold))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:56379/0")
