@@ -280,14 +280,16 @@ def live_sandbox(tmp_path_factory):
 def live_site(django_db_setup, live_sandbox, tmp_path_factory):
     """A real web server (gunicorn) on the test database; returns its port.
 
+    Served with the production gunicorn config (portal/gunicorn_conf.py: gthread workers), with
+    two workers whatever the machine and a longer timeout for slow CI machines.
     Chromium resolves *.localhost to this machine, so http://alpha.localhost:PORT/ reaches it.
     Payments go to the live sandbox provider process.
     """
     port = free_port()
     log = open(tmp_path_factory.mktemp("web") / "web.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}",
-         "-w", "2", "--threads", "4", "--timeout", "60"],
+        [sys.executable, "-m", "gunicorn", "-c", "python:portal.gunicorn_conf", "portal.wsgi",
+         "-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "60"],
         cwd=ROOT, env=subprocess_env(SANDBOX_PAY_URL=live_sandbox.replace("localhost", "127.0.0.1")),
         stdout=log, stderr=subprocess.STDOUT,
     )
