@@ -103,8 +103,17 @@ class TriageQuestionInline(EditableInline, admin.StackedInline):
     extra = 0
 
 
+# Triage forms and rules decide who is sent to the emergency department: a clinical safety
+# rule set, changed by the hospital admin role only. Doctors read them (and their questions,
+# through the inline, which follows its parent) and may not add, change or delete.
+TRIAGE_EDITORS = {Role.HOSPITAL_ADMIN}
+TRIAGE_READERS = {Role.DOCTOR}
+
+
 @admin.register(TriageForm, site=hospital_admin_site)
 class TriageFormAdmin(RoleModelAdmin):
+    roles = TRIAGE_EDITORS
+    read_only_roles = TRIAGE_READERS
     list_display = ("name", "code", "department", "is_active")
     inlines = [TriageQuestionInline]
 
@@ -135,6 +144,8 @@ class TriageRuleForm(forms.ModelForm):
 
 @admin.register(TriageRule, site=hospital_admin_site)
 class TriageRuleAdmin(RoleModelAdmin):
+    roles = TRIAGE_EDITORS
+    read_only_roles = TRIAGE_READERS
     form = TriageRuleForm
     list_display = ("name", "code", "outcome", "is_active", "updated_at")
     list_filter = ("outcome", "is_active")
