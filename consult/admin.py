@@ -37,6 +37,8 @@ from .models import (
 
 Role = StaffMembership.Role
 
+QUALITY_PERIOD_PARAM = "quality_period"
+
 
 class EditableInline:
     """Inlines follow their parent admin's role rules for every permission (Django would ask
@@ -103,8 +105,17 @@ class TriageQuestionInline(EditableInline, admin.StackedInline):
     extra = 0
 
 
+# Triage forms and rules decide who is sent to the emergency department: a clinical safety
+# rule set, changed by the hospital admin role only. Doctors read them (and their questions,
+# through the inline, which follows its parent) and may not add, change or delete.
+TRIAGE_EDITORS = {Role.HOSPITAL_ADMIN}
+TRIAGE_READERS = {Role.DOCTOR}
+
+
 @admin.register(TriageForm, site=hospital_admin_site)
 class TriageFormAdmin(RoleModelAdmin):
+    roles = TRIAGE_EDITORS
+    read_only_roles = TRIAGE_READERS
     list_display = ("name", "code", "department", "is_active")
     inlines = [TriageQuestionInline]
 
@@ -135,6 +146,8 @@ class TriageRuleForm(forms.ModelForm):
 
 @admin.register(TriageRule, site=hospital_admin_site)
 class TriageRuleAdmin(RoleModelAdmin):
+    roles = TRIAGE_EDITORS
+    read_only_roles = TRIAGE_READERS
     form = TriageRuleForm
     list_display = ("name", "code", "outcome", "is_active", "updated_at")
     list_filter = ("outcome", "is_active")
@@ -217,10 +230,27 @@ class ConsultationAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">{}</a>', reverse(
             "hospital_admin:consult_record_change", args=[record_id]), _("Open the record"))
 
+    QUALITY_PERIOD_LABELS = {"7": _("Last 7 days"), "30": _("Last 30 days"),
+                             "90": _("Last 90 days"), "all": _("All time")}
+
     def changelist_view(self, request, extra_context=None):
-        # Quality figures for the whole hospital, above the list.
-        extra = {"quality_doctors": selectors.quality("doctor"),
-                 "quality_departments": selectors.quality("department")}
+        # Quality figures for the whole hospital over a period, above the list. The period is
+        # not a filter of the list: take it out before the changelist reads the query string
+        # (it would take it for a field lookup).
+        period, since = selectors.quality_since(request.GET.get(QUALITY_PERIOD_PARAM))
+        if QUALITY_PERIOD_PARAM in request.GET:
+            request.GET = request.GET.copy()
+            del request.GET[QUALITY_PERIOD_PARAM]
+        links = []
+        for code, label in self.QUALITY_PERIOD_LABELS.items():
+            query = request.GET.copy()
+            query[QUALITY_PERIOD_PARAM] = code
+            links.append({"code": code, "label": label, "url": "?" + query.urlencode(),
+                          "current": code == period})
+        extra = {"quality_doctors": selectors.quality("doctor", since=since),
+                 "quality_departments": selectors.quality("department", since=since),
+                 "quality_period": period, "quality_since": since,
+                 "quality_periods": links}
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 
 

@@ -6,6 +6,8 @@ the read. These return lists (titles and dates) only.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import connection
 from django.db.models import Avg, Count, Q, QuerySet
 from django.utils import timezone
@@ -64,10 +66,25 @@ def workbench(doctor) -> dict:
     }
 
 
-def _percentiles(group_field: str) -> dict:
+# The quality table's periods (days back from now; None = all time), the default first.
+QUALITY_PERIODS: dict[str, int | None] = {"30": 30, "7": 7, "90": 90, "all": None}
+QUALITY_PERIOD_DEFAULT = "30"
+
+
+def quality_since(period: str | None) -> tuple[str, datetime | None]:
+    """The period code (an unknown one falls back to the default) and its start."""
+    if period not in QUALITY_PERIODS:
+        period = QUALITY_PERIOD_DEFAULT
+    days = QUALITY_PERIODS[period]
+    return period, (timezone.now() - timedelta(days=days) if days is not None else None)
+
+
+def _percentiles(group_field: str, since: datetime | None) -> dict:
     """p50 / p90 first-response minutes per group, in one SQL query."""
     table = Consultation._meta.db_table
     column = Consultation._meta.get_field(group_field).column
+    # Server-side binding: the parameter's type is given, not guessed from the Python value.
+    period = "AND paid_at >= %s::timestamptz " if since is not None else ""
     with connection.cursor() as cur:
         cur.execute(
             f"SELECT {column}, "  # noqa: S608 - column names come from the model, not input
@@ -76,24 +93,31 @@ def _percentiles(group_field: str) -> dict:
             "percentile_cont(0.9) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM first_response_at"
             " - paid_at) / 60) "
             f"FROM {table} WHERE first_response_at IS NOT NULL AND paid_at IS NOT NULL "
-            f"AND {column} IS NOT NULL GROUP BY {column}")
+            f"AND {column} IS NOT NULL {period}GROUP BY {column}",
+            [since] if since is not None else [])
         return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
 
 
-def quality(group_by: str) -> list[dict]:
-    """Per doctor (`doctor`) or department (`department`): consultations that were paid,
-    first-response p50 / p90 in minutes, timeout rate, average rating and number of ratings."""
+def quality(group_by: str, *, since: datetime | None = None) -> list[dict]:
+    """Per doctor (`doctor`) or department (`department`): consultations that were paid (at or
+    after `since`, when given), first-response p50 / p90 in minutes, timeout rate, average
+    rating and number of ratings. Three queries, whatever the data.
+
+    A consultation belongs to the period in which it was paid: payment starts the response
+    clock, and unpaid ones are not counted at all."""
     from registration.models import Department, Doctor
 
     timed_out = [Consultation.Status.TIMED_OUT, Consultation.Status.REFUNDED]
-    rows = (Consultation.objects.filter(paid_at__isnull=False)
-            .exclude(**{f"{group_by}__isnull": True})
+    paid = Consultation.objects.filter(paid_at__isnull=False)
+    if since is not None:
+        paid = paid.filter(paid_at__gte=since)
+    rows = (paid.exclude(**{f"{group_by}__isnull": True})
             .values(group_by)
             .annotate(n=Count("pk"),
                       timeouts=Count("pk", filter=Q(status__in=timed_out)),
                       avg_rating=Avg("rating"), n_ratings=Count("rating"))
             .order_by(group_by))
-    pct = _percentiles(group_by)
+    pct = _percentiles(group_by, since)
     model = Doctor if group_by == "doctor" else Department
     names = {o.pk: o for o in model.objects.filter(pk__in=[r[group_by] for r in rows])}
     out = []

@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
+from portal.accounts.selectors import staff_role
 from portal.admin_sites import (
     AuditTrailInline,
     ReadOnlyInline,
@@ -103,8 +104,6 @@ class OrderAdmin(RoleModelAdmin):
                      name="payments_order_refund"), *super().get_urls()]
 
     def refund_view(self, request, pk: int):
-        from portal.accounts.selectors import staff_role
-
         if staff_role(request) not in (Role.HOSPITAL_ADMIN, Role.FINANCE):
             messages.error(request, _("Only finance staff and hospital admins can refund."))
             return redirect("hospital_admin:payments_order_change", pk)
@@ -328,7 +327,7 @@ class ClinicBillAdmin(RoleModelAdmin):
 
 
 from .models import Discrepancy, ReconciliationRun  # noqa: E402
-from .reconciliation import reconcile_day  # noqa: E402
+from .reconciliation import ReconciliationFailed, failure_message, reconcile_day  # noqa: E402
 
 
 class ReconcileForm(forms.Form):
@@ -357,17 +356,28 @@ class ReconciliationRunAdmin(RoleModelAdmin):
     list_display = ("day", "provider", "status", "statement_lines", "provider_paid",
                     "local_paid", "provider_refunded", "local_refunded", "discrepancies",
                     "finished_at")
-    list_filter = ("status", "provider")
+    list_filter = ("status", "failure", "provider")
     date_hierarchy = "day"
     inlines = [DiscrepancyInline]
-    readonly_fields = ("day", "provider", "status", "statement_lines", "provider_paid",
-                       "local_paid", "provider_refunded", "local_refunded", "discrepancies",
-                       "error", "started_by", "started_at", "finished_at")
-    fields = readonly_fields
+    readonly_fields = ("day", "provider", "status", "failure_explained", "statement_lines",
+                       "provider_paid", "local_paid", "provider_refunded", "local_refunded",
+                       "discrepancies", "error", "started_by", "started_at", "finished_at")
     provider_paid = _yuan("provider_paid_fen", _("provider: paid"))
     local_paid = _yuan("local_paid_fen", _("ours: paid"))
     provider_refunded = _yuan("provider_refunded_fen", _("provider: refunded"))
     local_refunded = _yuan("local_refunded_fen", _("ours: refunded"))
+
+    def get_fields(self, request, obj=None):
+        # The exception text is for hospital admins (and support); finance reads what failed
+        # and what to do in failure_explained.
+        hidden = set() if staff_role(request) == Role.HOSPITAL_ADMIN else {"error"}
+        if obj is None or obj.status != ReconciliationRun.Status.FAILED:
+            hidden |= {"failure_explained", "error"}
+        return [f for f in self.readonly_fields if f not in hidden]
+
+    @admin.display(description=_("what happened"))
+    def failure_explained(self, obj) -> str:
+        return failure_message(obj)
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -381,8 +391,9 @@ class ReconciliationRunAdmin(RoleModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 run = reconcile_day(day=form.cleaned_data["day"], actor=request.user)
-            except Exception as exc:  # provider down, malformed statement: say so, keep going
-                form.add_error(None, _("Reconciliation failed: %(error)s") % {"error": exc})
+            except ReconciliationFailed as exc:  # provider down, statement unreadable, ...
+                # What failed and what to do, in words; the detail is on the run for admins.
+                form.add_error(None, exc.message)
             else:
                 self.message_user(request, _("%(day)s reconciled: %(n)d discrepancies.") % {
                     "day": run.day, "n": run.discrepancies}, messages.SUCCESS)

@@ -298,6 +298,11 @@ class ReconciliationRun(models.Model):
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
 
+    class Failure(models.TextChoices):
+        PROVIDER_UNREACHABLE = "provider_unreachable", _("Payment provider unreachable")
+        STATEMENT_MALFORMED = "statement_malformed", _("Statement file unreadable")
+        INTERNAL = "internal", _("Internal error")
+
     day = models.DateField(_("statement day"), db_index=True)
     provider = models.CharField(_("provider"), max_length=20)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices,
@@ -308,6 +313,9 @@ class ReconciliationRun(models.Model):
     local_paid_fen = FenField(_("ours: paid"), default=0)
     local_refunded_fen = FenField(_("ours: refunded"), default=0)
     discrepancies = models.PositiveIntegerField(_("discrepancies"), default=0)
+    # What failed, in words staff understand; `error` keeps the technical detail for admins.
+    failure = models.CharField(_("what failed"), max_length=30, choices=Failure.choices,
+                               blank=True)
     error = models.TextField(_("error"), blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
                                    blank=True, related_name="+", verbose_name=_("started by"))

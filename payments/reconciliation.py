@@ -24,12 +24,15 @@ import zoneinfo
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from portal.errors import DomainError
 
 from .models import Discrepancy, Order, ReconciliationRun
-from .providers.base import PaymentProvider, StatementLine
+from .providers.base import PaymentProvider, ProviderError, StatementLine, StatementMalformed
 
 log = logging.getLogger(__name__)
 
@@ -184,14 +187,82 @@ def reconcile_day(*, day: date, provider: PaymentProvider | None = None, actor=N
             run.status, run.finished_at = ReconciliationRun.Status.DONE, timezone.now()
             run.save()
     except Exception as exc:
-        log.exception("reconciliation of %s failed", day)
-        ReconciliationRun.objects.filter(pk=run.pk).update(
-            status=ReconciliationRun.Status.FAILED, error=str(exc)[:2000],
-            finished_at=timezone.now())
-        raise
+        failure = _failure_kind(exc)
+        # The technical detail goes to the log and to the run's record (hospital admins read
+        # it there); finance is told what failed in words, by ReconciliationFailed.
+        log.exception("reconciliation run %s of %s failed (%s)", run.pk, day, failure)
+        try:
+            _run_failed(run=run, failure=failure, error=_technical(exc))
+        except Exception:  # the database itself is gone: the log above is all there is
+            log.exception("could not record reconciliation run %s as failed", run.pk)
+            run.failure = failure
+        raise ReconciliationFailed(run=run) from exc
     if resolve:
         discrepancies_resolve(run=run, provider=provider)
     return run
+
+
+class ReconciliationFailed(DomainError):
+    """A run that failed and changed nothing; the message says what failed and what to do."""
+
+    code = "reconciliation_failed"
+
+    def __init__(self, *, run: ReconciliationRun) -> None:
+        self.run = run
+        super().__init__(failure_message(run), code=run.failure or "reconciliation_failed",
+                         details={"run": run.pk, "day": run.day.isoformat()})
+
+
+_FAILURE_WHAT = {
+    ReconciliationRun.Failure.PROVIDER_UNREACHABLE: gettext_lazy(
+        "the payment provider could not be reached or did not hand over the statement"),
+    ReconciliationRun.Failure.STATEMENT_MALFORMED: gettext_lazy(
+        "the statement file the payment provider sent could not be read"),
+    ReconciliationRun.Failure.INTERNAL: gettext_lazy("an unexpected error stopped the comparison"),
+}
+
+
+def failure_message(run: ReconciliationRun) -> str:
+    """What staff read about a failed run: what failed, that nothing changed, what to do."""
+    what = _FAILURE_WHAT.get(run.failure, _FAILURE_WHAT[ReconciliationRun.Failure.INTERNAL])
+    return _("Reconciliation of %(day)s failed: %(what)s. Nothing was changed: no discrepancy "
+             "was recorded and no order was touched. Please try again later; if it keeps "
+             "failing, contact support and give them run number %(run)d.") % {
+        "day": run.day.isoformat(), "what": what, "run": run.pk}
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, StatementMalformed | DataError):  # DataError: a value COPY refused
+        return ReconciliationRun.Failure.STATEMENT_MALFORMED
+    if isinstance(exc, ProviderError):
+        return ReconciliationRun.Failure.PROVIDER_UNREACHABLE
+    return ReconciliationRun.Failure.INTERNAL
+
+
+def _technical(exc: BaseException) -> str:
+    """The exception's class, message and details (a ProviderError's reason lives there)."""
+    text = f"{type(exc).__name__}: {exc}"
+    details = getattr(exc, "details", None)
+    if details:
+        text += f" {details}"
+    cause = exc.__cause__
+    if cause is not None:
+        text += f" (caused by {type(cause).__name__}: {cause})"
+    return text[:2000]
+
+
+@transaction.atomic
+def _run_failed(*, run: ReconciliationRun, failure: str, error: str) -> None:
+    """Record the run as failed. Its discrepancies were written inside the comparison's
+    transaction and rolled back with it; deleting them again keeps 'a failed run has none'
+    true even if a later change moves a write outside that transaction."""
+    Discrepancy.objects.filter(run=run).delete()
+    run.status, run.failure, run.error = ReconciliationRun.Status.FAILED, failure, error
+    run.statement_lines = run.discrepancies = 0
+    run.provider_paid_fen = run.provider_refunded_fen = 0
+    run.local_paid_fen = run.local_refunded_fen = 0
+    run.finished_at = timezone.now()
+    run.save()
 
 
 def discrepancies_resolve(*, run: ReconciliationRun, provider: PaymentProvider) -> None:

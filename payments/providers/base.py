@@ -26,6 +26,13 @@ class ProviderError(DomainError):
     default_message = "The payment provider could not be reached. Please try again."
 
 
+class StatementMalformed(ProviderError):
+    """The provider answered, but its statement (bill) file cannot be read as one."""
+
+    code = "statement_malformed"
+    default_message = "The provider's statement could not be read."
+
+
 @dataclass(frozen=True)
 class PaymentRequest:
     out_trade_no: str

@@ -32,6 +32,7 @@ from .base import (
     ProviderError,
     RefundResult,
     StatementLine,
+    StatementMalformed,
 )
 
 CST = ZoneInfo("Asia/Shanghai")
@@ -198,14 +199,18 @@ def parse_statement(stream) -> Iterator[StatementLine]:
     """Parse the sandbox's statement CSV (format in payments/sandbox/server.py), streaming."""
     reader = csv.reader(stream)
     header = next(reader, None)
-    if header is None or header[0] != "trade_time":
-        raise ProviderError("statement has no header line")
+    if header is None or not header or header[0] != "trade_time":
+        raise StatementMalformed("statement has no header line")
     for row in reader:
         if not row or row[0].startswith("#"):
             continue
+        if len(row) != 9:
+            raise StatementMalformed(f"statement line {reader.line_num} has {len(row)} fields, "
+                                     "not 9")
         trade_time, out_trade_no, txn, kind, _state, amount, _cur, out_refund_no, _rid = row
-        if len(trade_time) != 19 or trade_time[10] != " ":
-            raise ProviderError(f"statement line with a malformed time: {trade_time!r}")
+        if len(trade_time) != 19 or trade_time[10] != " " or not amount.isdigit():
+            raise StatementMalformed(f"statement line {reader.line_num} is malformed: "
+                                     f"time {trade_time!r}, amount {amount!r}")
         yield StatementLine(
             # fromisoformat is several times faster than strptime (a million lines a night)
             occurred_at=datetime.fromisoformat(trade_time).replace(tzinfo=CST),

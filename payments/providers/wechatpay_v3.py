@@ -108,6 +108,7 @@ from .base import (
     ProviderError,
     RefundResult,
     StatementLine,
+    StatementMalformed,
 )
 
 log = logging.getLogger(__name__)
@@ -583,8 +584,8 @@ class WechatPayProvider(PaymentProvider):
                     raise ProviderError("WeChat Pay bill download failed",
                                         details={"reason": str(exc)}) from exc
             if digest.hexdigest() != hash_value.strip().lower():
-                raise ProviderError("WeChat Pay bill does not match its hash",
-                                    details={"expected": hash_value, "got": digest.hexdigest()})
+                raise StatementMalformed("WeChat Pay bill does not match its hash",
+                                         details={"expected": hash_value, "got": digest.hexdigest()})
             spool.seek(0)
             text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
             try:
@@ -687,13 +688,13 @@ def parse_trade_bill(lines: Iterable[str]) -> Iterator[StatementLine]:
     it = iter(lines)
     first = next(it, None)
     if first is None:
-        raise ProviderError("WeChat Pay bill is empty")
+        raise StatementMalformed("WeChat Pay bill is empty")
     header = first.lstrip("\ufeff").rstrip("\r\n").split(",")
     col = {name: i for i, name in enumerate(header)}
     for key in ("time", "txn", "out_trade_no", "state", "settle_amount", "out_refund_no", "refund"):
         if _BILL[key] not in col:
-            raise ProviderError("WeChat Pay bill header lacks a column",
-                                details={"column": _BILL[key]})
+            raise StatementMalformed("WeChat Pay bill header lacks a column",
+                                     details={"column": _BILL[key]})
 
     def get(fields: list[str], key: str) -> str:
         index = col.get(_BILL[key])
@@ -707,8 +708,8 @@ def parse_trade_bill(lines: Iterable[str]) -> Iterator[StatementLine]:
             break  # the summary section
         fields = line[1:].split(",`")
         if len(fields) != len(header):
-            raise ProviderError("malformed WeChat Pay bill line",
-                                details={"line": lineno, "fields": len(fields), "header": len(header)})
+            raise StatementMalformed("malformed WeChat Pay bill line",
+                                     details={"line": lineno, "fields": len(fields), "header": len(header)})
         state = get(fields, "state")
         if state == "SUCCESS":
             kind, status = "payment", "paid"
@@ -724,7 +725,8 @@ def parse_trade_bill(lines: Iterable[str]) -> Iterator[StatementLine]:
         try:
             occurred = datetime.strptime(get(fields, "time"), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CST)
         except ValueError as exc:
-            raise ProviderError("bad time in WeChat Pay bill", details={"line": lineno}) from exc
+            raise StatementMalformed("bad time in WeChat Pay bill",
+                                     details={"line": lineno}) from exc
         yield StatementLine(
             occurred_at=occurred, out_trade_no=get(fields, "out_trade_no"),
             provider_txn_id=get(fields, "txn"), kind=kind, status=status,
@@ -736,9 +738,9 @@ def yuan_to_fen(text: str, lineno: int = 0) -> int:
     try:
         value = Decimal(text) * 100
     except InvalidOperation as exc:
-        raise ProviderError("bad amount in WeChat Pay bill",
-                            details={"line": lineno, "amount": text}) from exc
+        raise StatementMalformed("bad amount in WeChat Pay bill",
+                                 details={"line": lineno, "amount": text}) from exc
     if value != value.to_integral_value():
-        raise ProviderError("amount in WeChat Pay bill has fractions of a fen",
-                            details={"line": lineno, "amount": text})
+        raise StatementMalformed("amount in WeChat Pay bill has fractions of a fen",
+                                 details={"line": lineno, "amount": text})
     return int(value)

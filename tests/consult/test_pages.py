@@ -239,3 +239,76 @@ def test_records_list_and_workbench_queries_do_not_grow_with_data(hospital_a, cl
     few = counts()
     add(6)
     assert counts() == few
+
+
+def test_admin_quality_counts_consultations_paid_in_the_chosen_period(hospital_a, admin_a):
+    """Paid 3, 20, 60 and 200 days ago: 7 days sees the first, 30 days (the default) the first
+    two, 90 days three, all time four; the page says which period, in a constant number of
+    queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    now = timezone.now()
+    # (days ago, minutes to the first response or None, status, rating)
+    cases = [(3, 10, "closed", 5), (20, 50, "closed", 3), (60, None, "refunded", None),
+             (200, 100, "closed", 1)]
+    with in_schema(hospital_a):
+        doctor, _doctor_user = make_online_doctor(hospital_a, name="周期医生")
+        for days, minutes, status, rating in cases:
+            user, member = make_patient(f"周期{days}")
+            c = pay(start_consultation(doctor=doctor, user=user, member=member))
+            paid_at = now - timedelta(days=days)
+            Consultation.objects.filter(pk=c.pk).update(
+                paid_at=paid_at, status=status, rating=rating,
+                first_response_at=paid_at + timedelta(minutes=minutes) if minutes else None)
+
+        def row(since):
+            return {r["who"].name: r for r in selectors.quality("doctor", since=since)}.get("周期医生")
+
+        week = row(now - timedelta(days=7))
+        assert (week["n"], week["p50"], week["p90"], week["timeout_rate"], week["rating"],
+                week["ratings"]) == (1, 10, 10, 0, 5, 1)
+        month = row(now - timedelta(days=30))
+        assert (month["n"], month["p50"], month["timeout_rate"], month["rating"],
+                month["ratings"]) == (2, 30, 0, 4, 2)
+        assert abs(month["p90"] - 46) < 1e-6  # 10 + 0.9 * (50 - 10)
+        quarter = row(now - timedelta(days=90))
+        assert (quarter["n"], quarter["p50"], quarter["rating"]) == (3, 30, 4)
+        assert abs(quarter["timeout_rate"] - 1 / 3) < 1e-9
+        ever = row(None)
+        assert (ever["n"], ever["p50"], ever["timeout_rate"], ever["ratings"]) == (4, 50, 0.25, 3)
+        assert abs(ever["rating"] - 3) < 1e-9
+        assert row(now - timedelta(days=1)) is None
+        department = {r["who"].code: r for r in selectors.quality(
+            "department", since=now - timedelta(days=30))}["cardiology"]
+        assert department["n"] >= 2
+
+    client = host_client("alpha.localhost", admin_a)
+
+    def page(query=""):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/admin/consult/consultation/" + query)
+        assert response.status_code == 200
+        html = response.content.decode()
+        mine = html.split("周期医生</td>", 1)[1].split("</tr>", 1)[0]
+        return html, mine, len(queries)
+
+    page()  # warm: the first request of a client reads a little more (session, caches)
+    html, mine, default_queries = page()
+    assert '<strong data-period="30">' in html  # the default, stated
+    since = timezone.localtime(now - timedelta(days=30)).strftime("%Y-%m-%d")
+    assert since in html.split('id="quality-period"', 1)[1].split("</p>", 1)[0]
+    assert mine.startswith("<td>2</td><td>30.0</td><td>46.0</td><td>0%</td><td>4.00</td>")
+    html, mine, week_queries = page("?quality_period=7")
+    assert '<strong data-period="7">' in html
+    assert mine.startswith("<td>1</td><td>10.0</td><td>10.0</td><td>0%</td><td>5.00</td>")
+    html, mine, all_queries = page("?quality_period=all&status=closed")
+    assert '<strong data-period="all">' in html and "?e=1" not in html
+    assert mine.startswith("<td>4</td><td>50.0</td>") and "<td>25%</td>" in mine
+    # the list's own filter still applies beside the period, and the period links keep it
+    assert 'href="?status=closed&amp;quality_period=7"' in html
+    _html, _mine, quarter_queries = page("?quality_period=90")
+    assert default_queries == week_queries == quarter_queries
+    assert all_queries <= default_queries + 1  # status filter: no extra query per row
+    # An unknown period falls back to the default.
+    assert '<strong data-period="30">' in page("?quality_period=365")[0]
