@@ -217,3 +217,80 @@ def test_webhook_target_https_is_pinned_with_sni_and_verification_for_the_host_n
 
     default = webhooks.PinnedHTTPSConnection("hooks.partner.example", addresses=[])._context
     assert default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname is True
+
+
+def _self_signed(tmp_path, host: str) -> tuple[str, str]:
+    """A certificate for `host` (its own CA), as PEM files: (certificate, key)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_webhook_target_https_pinned_connection_verifies_the_certificate_of_the_host_name(
+        tmp_path):
+    """Real TLS on 127.0.0.1 with a certificate for hooks.partner.example: the pinned connection
+    for that name is accepted; the same address under another name is refused."""
+    import socket
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    cert, key = _self_signed(tmp_path, "hooks.partner.example")
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers["Host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    pinned = [(socket.AF_INET, ("127.0.0.1", port))]
+
+    def post(host: str) -> int:
+        client_context = ssl.create_default_context(cafile=cert)
+        conn = webhooks.PinnedHTTPSConnection(host, port, addresses=pinned, timeout=5,
+                                              context=client_context)
+        try:
+            conn.request("POST", "/h", body=b"{}", headers={"Content-Type": "application/json"})
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    try:
+        assert post("hooks.partner.example") == 204
+        assert seen == [f"hooks.partner.example:{port}"]
+        with pytest.raises(ssl.SSLCertVerificationError):
+            post("other.example")
+    finally:
+        server.shutdown()
+        server.server_close()
