@@ -18,12 +18,17 @@ beat sweeper re-queues deliveries whose next attempt is due but whose task was l
 
 A worker claims a delivery by moving its next_attempt_at forward by a lease before it POSTs, so
 a duplicate task (a sweeper re-queue, a redelivered acks_late task) finds nothing to do.
+
+Every attempt resolves the endpoint's host once, refuses non-public addresses and connects to
+the addresses it checked (`resolve_target`, `PinnedHTTPConnection`): the name is never resolved
+again between the check and the connection (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
@@ -31,9 +36,8 @@ import os
 import random
 import re
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -206,43 +210,108 @@ class TargetNotAllowed(ValueError):
     """The endpoint's host is not a public internet address (and the settings do not allow it)."""
 
 
-def check_target(url: str) -> None:
-    """Refuse endpoints on loopback, private, link-local or otherwise non-public addresses.
+#: (family, sockaddr) pairs, as socket.getaddrinfo gives them: where a delivery may connect.
+Addresses = list[tuple[socket.AddressFamily, tuple]]
+
+
+def _private_allowed() -> bool:
+    return bool(getattr(settings, "WEBHOOK_ALLOW_PRIVATE_TARGETS", False))
+
+
+def resolve_target(url: str) -> Addresses:
+    """Resolve the endpoint's host once and refuse it if any address is loopback, private,
+    link-local or otherwise non-public (unless `WEBHOOK_ALLOW_PRIVATE_TARGETS`). Returns the
+    checked addresses: the delivery connects to these and nowhere else (`_post`), so a DNS
+    server that answers a public address now and 127.0.0.1 a moment later (DNS rebinding)
+    gains nothing.
 
     Partners register URLs that our workers then POST to from inside our network: without this,
     http://127.0.0.1:6379/ or a cloud metadata address would be reachable through us (SSRF).
-    Checked when an endpoint is saved and again before every attempt (DNS may have changed).
-    `WEBHOOK_ALLOW_PRIVATE_TARGETS` (on for local development and tests) turns it off.
     """
-    if getattr(settings, "WEBHOOK_ALLOW_PRIVATE_TARGETS", False):
-        return
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetNotAllowed("not an http(s) URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, None)}
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
+        if _private_allowed():
+            raise  # local development: a transient error like any other, retried
         raise TargetNotAllowed(f"{parts.hostname} does not resolve") from exc
-    for address in addresses:
-        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+    addresses: Addresses = []
+    for family, _type, _proto, _canonname, sockaddr in infos:
+        if not _private_allowed() and not ipaddress.ip_address(sockaddr[0].split("%")[0]).is_global:
             raise TargetNotAllowed(f"{parts.hostname} resolves to a non-public address")
+        if (family, sockaddr) not in addresses:
+            addresses.append((family, sockaddr))
+    return addresses
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # a 3xx is an answer like any other non-2xx: retried, not followed
+def check_target(url: str) -> None:
+    """Refuse an endpoint URL whose host is not a public address (when it is registered:
+    API and admin form). Checked again, and pinned, before every attempt (`resolve_target`).
+    `WEBHOOK_ALLOW_PRIVATE_TARGETS` (on for local development and tests) turns it off."""
+    if _private_allowed():
+        return
+    resolve_target(url)
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _connect_pinned(addresses: Addresses, timeout, source_address=None) -> socket.socket:
+    """A TCP connection to the first of `addresses` that answers (socket.create_connection,
+    without resolving anything)."""
+    error: OSError | None = None
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error or OSError("no address to connect to")
 
 
-def _post(url: str, body: bytes, headers: dict) -> int:
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+class PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to the URL's host name (the Host header) that connects to addresses
+    resolved and checked beforehand, never resolving the name again."""
+
+    def __init__(self, host: str, port: int | None = None, *, addresses: Addresses,
+                 **kwargs) -> None:
+        super().__init__(host, port, **kwargs)
+        self.addresses = addresses
+        # http.client's connect() (and HTTPSConnection's, before it wraps the socket with
+        # server_hostname=self.host) opens the socket through this attribute.
+        self._create_connection = lambda _address, timeout, source_address=None: (
+            _connect_pinned(self.addresses, timeout, source_address))
+
+
+class PinnedHTTPSConnection(PinnedHTTPConnection, http.client.HTTPSConnection):
+    """HTTPS to a pinned address: TLS with SNI and certificate verification for the URL's host
+    name (the default context verifies the chain and the name)."""
+
+    def __init__(self, host: str, port: int | None = None, *, addresses: Addresses,
+                 context: ssl.SSLContext | None = None, **kwargs) -> None:
+        super().__init__(host, port, addresses=addresses,
+                         context=context or ssl.create_default_context(), **kwargs)
+
+
+def _post(url: str, body: bytes, headers: dict, addresses: Addresses) -> int:
+    """POST to `url`, connected to `addresses` (from `resolve_target`). No proxy and no
+    redirects: a 3xx is an answer like any other non-2xx (retried, not followed)."""
+    parts = urlsplit(url)
+    connection_class = PinnedHTTPSConnection if parts.scheme == "https" else PinnedHTTPConnection
+    connection = connection_class(parts.hostname, parts.port, addresses=addresses,
+                                  timeout=TIMEOUT_SECONDS)
     try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request("POST", path, body=body, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def deliver(delivery_id: int) -> str | None:
@@ -264,8 +333,8 @@ def deliver(delivery_id: int) -> str | None:
                SIGNATURE_HEADER: sign(d.endpoint.secret, timestamp, body)}
     code, error, forbidden = None, "", False
     try:
-        check_target(d.endpoint.url)
-        code = _post(d.endpoint.url, body, headers)
+        addresses = resolve_target(d.endpoint.url)  # once: the checked addresses are used
+        code = _post(d.endpoint.url, body, headers, addresses)
         if not 200 <= code < 300:
             error = f"HTTP {code}"
     except TargetNotAllowed as exc:

@@ -123,6 +123,24 @@ class PartnerAPIMixin:
                 connection.set_schema_to_public()
                 timezone.deactivate()
 
+    def perform_authentication(self, request) -> None:
+        super().perform_authentication(request)
+        # The rate limit right after the key, before the scope and the hospital (DRF checks it
+        # last): a request refused for either counts too, and every answer to a valid key
+        # carries the X-RateLimit-* headers.
+        super().check_throttles(request)
+
+    def check_throttles(self, request) -> None:
+        pass  # done in perform_authentication
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        budget = getattr(request, "rate_limit", None)  # ApiKeyRateThrottle; None: no key/Redis
+        if budget is not None:
+            for name, value in budget.headers().items():
+                response[name] = value
+        return response
+
     def enter_hospital(self, request) -> Hospital:
         partner_id = request.auth.partner_id
         tenant = getattr(request, "tenant", None)

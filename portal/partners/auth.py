@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
+import secrets
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
@@ -123,11 +126,84 @@ def _client() -> redis.Redis:
     return _redis
 
 
+#: The clock of the limiter (unix seconds); tests replace it.
+clock = time.time
+
+# A sliding log per API key: a sorted set of the requests let through in the last window (score
+# = their time in microseconds). Run as one script, so two processes cannot both take the last
+# place. Refused requests are not recorded: hammering while limited does not extend the wait.
+# Returns {allowed (0/1), requests in the window after this one, µs until a place frees}.
+_SLIDING_WINDOW = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  count = count + 1
+  allowed = 1
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1)
+-- A place frees when the request at rank count - limit leaves (the oldest one, unless the
+-- key's limit was lowered below what the window already holds).
+local reset = 0
+local at = math.max(0, count - limit)
+local frees = redis.call('ZRANGE', KEYS[1], at, at, 'WITHSCORES')
+if frees[2] then
+  reset = tonumber(frees[2]) + window - now
+end
+return {allowed, count, reset}
+"""
+_script = None  # registered on first use (redis-py reloads it after a SCRIPT FLUSH)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A key's budget as of this request: the X-RateLimit-* headers of its response."""
+
+    limit: int
+    remaining: int
+    #: seconds until the oldest request counted in the window leaves it (a place frees up)
+    reset: int
+
+    def headers(self) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(self.limit),
+                "X-RateLimit-Remaining": str(self.remaining),
+                "X-RateLimit-Reset": str(self.reset)}
+
+
+def rate_limit_take(*, api_key: ApiKey) -> tuple[bool, RateLimit | None]:
+    """Count a request of `api_key` against its limit, if there is a place in the window.
+    Returns (allowed, the budget after it); (True, None) when Redis cannot be reached."""
+    global _script
+    limit = api_key.rate_limit or settings.PARTNER_API_RATE_LIMIT
+    window_us = int(settings.PARTNER_API_RATE_WINDOW * 1_000_000)
+    now_us = int(clock() * 1_000_000)
+    try:
+        client = _client()
+        if _script is None:
+            _script = client.register_script(_SLIDING_WINDOW)
+        allowed, count, reset_us = _script(
+            keys=[f"partners:ratelimit:{api_key.pk}"],
+            args=[now_us, window_us, limit, f"{now_us}:{secrets.token_hex(4)}"], client=client)
+    except redis.RedisError:
+        log.warning("rate limit skipped: Redis unreachable")
+        return True, None
+    return bool(allowed), RateLimit(limit=limit, remaining=max(0, limit - int(count)),
+                                    reset=math.ceil(int(reset_us) / 1_000_000))
+
+
 class ApiKeyRateThrottle(BaseThrottle):
-    """A fixed window per API key in Redis: PARTNER_API_RATE_LIMIT requests (or the key's own
-    limit) per PARTNER_API_RATE_WINDOW seconds, shared by every web process. The key is per
-    API key, not per hospital: a partner's budget covers all its hospitals. If Redis is down
-    requests are let through (the API stays up; limits return with Redis)."""
+    """A sliding window per API key in Redis: at most PARTNER_API_RATE_LIMIT requests (or the
+    key's own limit) in any PARTNER_API_RATE_WINDOW seconds, shared by every web process; a
+    burst across what used to be a window boundary cannot get twice the limit. The budget is
+    per API key, not per hospital: one key's requests to all its hospitals (platform paths and
+    hospital hosts, REST and FHIR) share it. The budget as of this request is left on the
+    request (`request.rate_limit`) for the X-RateLimit-* headers (PartnerAPIMixin). If Redis is
+    down requests are let through, without headers (the API stays up; limits return with
+    Redis)."""
 
     def __init__(self) -> None:
         self._wait: float | None = None
@@ -136,22 +212,11 @@ class ApiKeyRateThrottle(BaseThrottle):
         key = request.auth
         if not isinstance(key, ApiKey):
             return True
-        limit = key.rate_limit or settings.PARTNER_API_RATE_LIMIT
-        window = settings.PARTNER_API_RATE_WINDOW
-        now = time.time()
-        bucket = f"partners:ratelimit:{key.pk}:{int(now // window)}"
-        try:
-            pipe = _client().pipeline()
-            pipe.incr(bucket)
-            pipe.expire(bucket, window + 1)
-            count, _ignored = pipe.execute()
-        except redis.RedisError:
-            log.warning("rate limit skipped: Redis unreachable")
-            return True
-        if count > limit:
-            self._wait = window - (now % window)
-            return False
-        return True
+        allowed, budget = rate_limit_take(api_key=key)
+        request.rate_limit = budget
+        if not allowed and budget is not None:
+            self._wait = max(1, budget.reset)
+        return allowed
 
     def wait(self) -> float | None:
         return self._wait
