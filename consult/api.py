@@ -72,6 +72,7 @@ class LabItemOut(serializers.ModelSerializer):
     class Meta:
         model = LabItem
         fields = ["name", "code", "value", "unit", "reference_range", "flag"]
+        read_only_fields = fields  # always in the response: required in the schema
 
 
 class ReportOut(serializers.ModelSerializer):
@@ -86,6 +87,7 @@ class ReportOut(serializers.ModelSerializer):
         fields = ["id", "kind", "title", "patient", "medical_record_number", "department",
                   "doctor_name", "conclusion", "issued_at", "items", "external_id",
                   "created_at"]
+        read_only_fields = fields  # always in the response: required in the schema
 
     def get_external_id(self, obj) -> str | None:
         return obj.external_id.split(":", 1)[1] if obj.external_id else None

@@ -48,6 +48,7 @@ class ItemOut(serializers.ModelSerializer):
     class Meta:
         model = ClinicBillItem
         fields = ["name", "item_class", "unit_price_fen", "quantity", "amount_fen"]
+        read_only_fields = fields  # always in the response: required in the schema
 
 
 class BillOut(serializers.ModelSerializer):
@@ -61,6 +62,7 @@ class BillOut(serializers.ModelSerializer):
         model = ClinicBill
         fields = ["id", "bill_no", "status", "patient", "department", "doctor_name", "total_fen",
                   "insurance_fen", "self_pay_fen", "items", "created_at", "paid_at"]
+        read_only_fields = fields  # always in the response: required in the schema
 
     def get_self_pay_fen(self, obj) -> int | None:
         return obj.order.self_pay_fen if obj.order_id else None

@@ -58,16 +58,19 @@ class DepartmentOut(serializers.ModelSerializer):
     class Meta:
         model = Department
         fields = ["id", "code", "name", "name_en", "parent", "location", "intro"]
+        read_only_fields = fields  # always in the response: required in the schema
 
 
 class DoctorOut(serializers.ModelSerializer):
     department = serializers.CharField(source="department.code")
+    photo_url = serializers.CharField(help_text="A URL, or empty when there is no photo.")
     fee_fen = serializers.SerializerMethodField()
 
     class Meta:
         model = Doctor
         fields = ["id", "name", "name_en", "title", "department", "specialties", "intro",
                   "photo_url", "fee_fen"]
+        read_only_fields = fields  # always in the response: required in the schema
 
     def get_fee_fen(self, obj) -> int:
         if obj.fee_override_fen is not None:
@@ -87,9 +90,13 @@ class ScheduleOut(serializers.ModelSerializer):
         model = Schedule
         fields = ["id", "doctor", "doctor_name", "department", "date", "period", "status",
                   "fee_fen", "capacity", "remaining"]
+        read_only_fields = fields  # always in the response: required in the schema
 
     def get_remaining(self, obj) -> int:
         return obj.remaining if obj.status == Schedule.Status.OPEN else 0
+
+
+SLOT_STATUSES = ["free", "busy", "not_yet_released"]
 
 
 class SlotOut(serializers.ModelSerializer):
@@ -109,6 +116,7 @@ class SlotOut(serializers.ModelSerializer):
         model = TimeSlice
         fields = ["id", "schedule", "doctor", "doctor_name", "department", "date", "start",
                   "end", "capacity", "remaining", "fee_fen", "status", "released_at"]
+        read_only_fields = fields  # always in the response: required in the schema
 
     def get_remaining(self, obj) -> int:
         return max(0, obj.capacity - obj.booked) if obj.schedule.status == "open" else 0
@@ -117,6 +125,7 @@ class SlotOut(serializers.ModelSerializer):
     def get_released_at(self, obj) -> str:
         return timezone.localtime(booking_svc.release_moment(obj.schedule.date)).isoformat()
 
+    @extend_schema_field(serializers.ChoiceField(choices=SLOT_STATUSES))
     def get_status(self, obj) -> str:
         return slot_status(obj)
 
@@ -161,6 +170,7 @@ class BookingOut(serializers.ModelSerializer):
                   "date", "start", "end", "queue_number", "fee_fen", "patient",
                   "hold_expires_at", "payment", "created_at", "confirmed_at", "cancelled_at",
                   "cancel_reason"]
+        read_only_fields = fields  # always in the response: required in the schema
 
     @extend_schema_field(PaymentOut(allow_null=True))
     def get_payment(self, obj):
@@ -204,13 +214,37 @@ class IdFilter(django_filters.Filter):
 
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """true/false (or 1/0), anything else a 400: `available=yes` must not list every slot."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise forms.ValidationError(_("Use true or false."), code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class ScheduleFilter(django_filters.FilterSet):
     department = django_filters.CharFilter(field_name="doctor__department__code",
                                            help_text="Department code, e.g. cardiology.")
     doctor = IdFilter(field_name="doctor_id", help_text="Doctor id.")
     date_from = django_filters.DateFilter(field_name="date", lookup_expr="gte")
     date_to = django_filters.DateFilter(field_name="date", lookup_expr="lte")
-    available = django_filters.BooleanFilter(
+    available = StrictBooleanFilter(
         method="filter_available",
         help_text="true: only sessions with places that can be booked now.")
 
@@ -232,7 +266,7 @@ class SlotFilter(django_filters.FilterSet):
     schedule = IdFilter(field_name="schedule_id", help_text="Schedule id.")
     date_from = django_filters.DateFilter(field_name="schedule__date", lookup_expr="gte")
     date_to = django_filters.DateFilter(field_name="schedule__date", lookup_expr="lte")
-    available = django_filters.BooleanFilter(
+    available = StrictBooleanFilter(
         method="filter_available",
         help_text="true: only slots with places that can be booked now (status free).")
 
@@ -424,6 +458,14 @@ class PatientIn(serializers.Serializer):
 class BookingIn(serializers.Serializer):
     slot = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     patient = PatientIn()
+
+    def validate_slot(self, value: int) -> int:
+        # An id that names no slot of this hospital is a mistake in the request (400, like an
+        # unknown department), not a sold-out place (409 slot_sold_out).
+        if not TimeSlice.objects.filter(pk=value).exists():
+            raise serializers.ValidationError(_("No slot of this hospital has this id."),
+                                              code="does_not_exist")
+        return value
 
 
 class CancelIn(serializers.Serializer):

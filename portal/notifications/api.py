@@ -50,9 +50,13 @@ class EndpointIn(serializers.Serializer):
 
 
 class EndpointOut(serializers.ModelSerializer):
+    # A list of event kinds ("*" = all) in the schema too, not an untyped JSON value.
+    events = serializers.ListField(child=serializers.CharField())
+
     class Meta:
         model = WebhookEndpoint
         fields = ["id", "url", "events", "is_active", "created_at"]
+        read_only_fields = fields  # always in the response: required in the schema
 
 
 class EndpointCreatedOut(EndpointOut):

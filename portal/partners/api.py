@@ -63,6 +63,8 @@ _IDEMPOTENCY_ERRORS = (
      "This Idempotency-Key was already used for a different request."),
     (409, "idempotency_request_in_progress",
      "A request with this Idempotency-Key is still running; try again shortly."),
+    # not about the key, but every POST (all are behind @idempotent) takes JSON only
+    (415, "unsupported_media_type", "Unsupported media type “text/plain” in request."),
 )
 
 
@@ -84,6 +86,23 @@ class ApiCursorPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 200
     ordering = "pk"
+
+    def get_page_size(self, request):
+        # limit=abc, 0 or -5 is a mistake to report (400), not a reason to answer 50 rows;
+        # above 200 it is capped at 200, as documented.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+            raise exceptions.ValidationError({self.page_size_query_param: [
+                _("limit is a whole number from 1 to %(max)s.") % {"max": self.max_page_size}]})
+        return super().get_page_size(request)
+
+    def decode_cursor(self, request):
+        # A damaged cursor is a bad request (400 on `cursor`), not a missing resource (404).
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError({self.cursor_query_param: [
+                _("Invalid cursor: use the next or previous link as given.")]}) from None
 
 
 class HasHospitalGrant(BasePermission):
@@ -236,6 +255,18 @@ class NotFoundView(PartnerAPIView):
 
     @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):
+        from django.urls import Resolver404, resolve
+
+        path = request.path_info
+        if not path.endswith("/"):
+            # `.../slots` for `.../slots/`: still 404 not_found, but say what is wrong.
+            try:
+                match = resolve(path + "/", urlconf=getattr(request, "urlconf", None))
+            except Resolver404:
+                match = None
+            if match is not None and getattr(match.func, "view_class", None) is not NotFoundView:
+                raise exceptions.NotFound(
+                    _("Not found. API paths end with a slash: %(path)s/") % {"path": request.path})
         raise exceptions.NotFound()
 
     post = put = patch = delete = get

@@ -44,6 +44,7 @@ ERROR_CODES = {
     "missing_scope": "403: the key lacks the scope the operation needs",
     "not_found": "404: no such resource, or the hospital is not granted to the key",
     "method_not_allowed": "405",
+    "unsupported_media_type": "415: a POST body must be sent as Content-Type: application/json",
     "rate_limited": "429: too many requests; wait Retry-After seconds",
     "idempotency_key_reused": "409: the Idempotency-Key was used with a different request",
     "idempotency_request_in_progress": "409: a request with this Idempotency-Key is running",
@@ -80,8 +81,13 @@ def api_exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
 
     if isinstance(exc, DjangoValidationError):
-        return Response(error_body("validation_error", _("The request is not valid."),
-                                   _validation_details(exc)), status=400)
+        from .services import PatientInvalid
+
+        details = _validation_details(exc)
+        if isinstance(exc, PatientInvalid):  # the request's fields are patient.name etc.
+            details = {"patient": details}
+        return Response(error_body("validation_error", _("The request is not valid."), details),
+                        status=400)
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details),
                         status=DOMAIN_STATUS.get(exc.code, status.HTTP_409_CONFLICT))

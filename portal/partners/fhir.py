@@ -44,10 +44,29 @@ def fhir_exception_handler(exc, context):
     """The API's error, as an OperationOutcome (its stable code in details.text)."""
     response = api_exception_handler(exc, context)
     error = response.data["error"]
-    response.data = {"resourceType": "OperationOutcome", "issue": [{
-        "severity": "error", "code": _OUTCOME_CODES.get(response.status_code, "exception"),
-        "details": {"text": error["code"]}, "diagnostics": error["message"]}]}
+    code = _OUTCOME_CODES.get(response.status_code, "exception")
+    # One issue per offending parameter, naming it (FHIR's `expression`) and saying what is
+    # wrong with it: "请求无效。" alone does not tell a partner which parameter to fix.
+    issues = [{"severity": "error", "code": code, "details": {"text": error["code"]},
+               "diagnostics": f"{error['message']} {field}: {message}", "expression": [field]}
+              for field, message in _field_messages(error["details"])]
+    response.data = {"resourceType": "OperationOutcome", "issue": issues or [{
+        "severity": "error", "code": code, "details": {"text": error["code"]},
+        "diagnostics": error["message"]}]}
     return response
+
+
+def _field_messages(details, prefix: str = ""):
+    """(parameter, message) pairs of a validation error's details."""
+    if not isinstance(details, dict):
+        return
+    for field, value in details.items():
+        name = f"{prefix}{field}"
+        if isinstance(value, dict) and "message" not in value:
+            yield from _field_messages(value, f"{name}.")
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            yield name, str(item.get("message", "") if isinstance(item, dict) else item)
 
 
 def _iso(value: datetime) -> str:
@@ -182,7 +201,9 @@ class FhirView(PartnerAPIView):
             raise exceptions.ValidationError({"_count": ["_count and _offset are integers."]}) from None
         count = max(count, 1)
         total = queryset.count()
-        rows = list(queryset[offset:offset + count])
+        # Past the end there is nothing to read (and an _offset beyond bigint would make
+        # PostgreSQL fail: a 500 instead of an empty page).
+        rows = list(queryset[offset:offset + count]) if offset < total else []
         base = request.build_absolute_uri(request.path)
         params = {k: v for k, v in request.GET.lists() if k not in ("_offset",)}
 

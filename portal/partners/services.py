@@ -26,6 +26,11 @@ class PatientMismatch(DomainError):
     code = "patient_mismatch"
 
 
+class PatientInvalid(ValidationError):
+    """The patient's name, resident ID or mobile is invalid: the API answers it under
+    `details.patient`, where the request has these fields."""
+
+
 def key_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -128,7 +133,7 @@ def patient_resolve(*, name: str, id_number: str, mobile: str):
     if not name:
         errors["name"] = [ValidationError(_("Enter the patient's name."), code="required")]
     if errors:
-        raise ValidationError(errors)
+        raise PatientInvalid(errors)
     account = User.objects.filter(phone=phone).first()
     if account is None:
         try:

@@ -77,7 +77,8 @@ def test_booking_api_rules_refuse_with_documented_code(hospital_a, api_a, rule):
     error = response.json()["error"]
     assert error["code"] == expected[1] and error["message"]
     if rule == "bad_id":
-        assert error["details"]["id_number"][0]["code"] == "id_bad_check_digit"
+        # under "patient", where the request has the field (as for a missing patient.name)
+        assert error["details"]["patient"]["id_number"][0]["code"] == "id_bad_check_digit"
     with in_schema(hospital_a):
         assert (Booking.objects.count(), TimeSlice.objects.get(pk=body["slot"]).booked) == before
 
