@@ -106,7 +106,9 @@ class HasScope(BasePermission):
     message = _("This API key lacks the scope this request needs.")
 
     def has_permission(self, request, view) -> bool:
-        scope = getattr(view, "required_scopes", {}).get(request.method)
+        scopes = getattr(view, "required_scopes", {})
+        # HEAD runs the GET view: it needs GET's scope (it must not read without it).
+        scope = scopes.get("GET" if request.method == "HEAD" else request.method)
         if scope is None:
             return True
         if request.auth is not None and request.auth.has_scope(scope):

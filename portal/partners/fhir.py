@@ -216,7 +216,7 @@ class FhirView(PartnerAPIView):
         if offset + count < total:
             links.append(link("next", offset + count))
         if offset > 0:
-            links.append(link("previous", max(0, offset - count)))
+            links.append(link("previous", max(0, min(offset, total) - count)))
         entries = []
         for row in rows:
             resource = to_resource(row)

@@ -86,6 +86,8 @@ def test_fhir_offset_past_the_end_is_an_empty_page_not_a_500(fhir_a, slot_a, off
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["total"] > 0 and body.get("entry", []) == []
+    previous = [link["url"] for link in body["link"] if link["relation"] == "previous"]
+    assert previous and previous[0].endswith(f"_offset={max(0, body['total'] - 50)}")
 
 
 def test_schema_documents_slot_status_webhook_events_and_415(api_a):
@@ -168,3 +170,15 @@ def test_response_fields_always_present_are_required_in_the_schema():
         missing = set(component["properties"]) - set(component.get("required", []))
         # BillOut.department may be absent from the model but is always in the body (null)
         assert missing <= {"department"}, (name, missing)
+
+
+def test_head_needs_the_scope_of_get(hospital_a, slot_a):
+    from tests.partners.conftest import make_partner
+
+    _partner, _key, raw = make_partner(hospital_a, scopes=["schedules:read"])
+    client = ApiClient(raw, prefix=f"/api/v1/hospitals/{HOSPITAL_A['code']}")
+    for resource in ("bookings/", "bills/", "webhooks/"):
+        response = client.client.head(client.url(resource), headers={"X-Api-Key": raw})
+        assert response.status_code == 403, (resource, response.status_code)
+    response = client.client.head(client.url("slots/"), headers={"X-Api-Key": raw})
+    assert response.status_code == 200
