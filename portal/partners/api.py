@@ -210,7 +210,8 @@ class HospitalListView(PartnerListView):
 
     hospital_scoped = False
 
-    class OutputSerializer(serializers.Serializer):
+    # (named HospitalOut, not Output: the schema component, and a generated client's class)
+    class HospitalOut(serializers.Serializer):
         code = serializers.CharField()
         name = serializers.CharField()
         name_en = serializers.CharField()
@@ -224,13 +225,13 @@ class HospitalListView(PartnerListView):
         def get_api_url(self, obj) -> str:
             return self.context["request"].build_absolute_uri(f"/api/v1/hospitals/{obj.code}/")
 
-    serializer_class = OutputSerializer
+    serializer_class = HospitalOut
     pagination_class = type("HospitalCursor", (ApiCursorPagination,), {"ordering": "code"})
 
     @extend_schema(
         operation_id="hospitals_list", tags=["hospitals"],
         summary=_("Hospitals granted to this key (platform host)"),
-        responses={200: OutputSerializer(many=True), **errors()},
+        responses={200: HospitalOut(many=True), **errors()},
         examples=[OpenApiExample("granted hospitals", response_only=True, value={
                 "code": "binjiang", "name": "滨江市第一人民医院",
                 "name_en": "Binjiang First People's Hospital", "city": "滨江", "level": "3A",
@@ -242,7 +243,7 @@ class HospitalListView(PartnerListView):
               .exclude(schema_name="public"))
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(
-            self.OutputSerializer(page, many=True, context={"request": request}).data)
+            self.HospitalOut(page, many=True, context={"request": request}).data)
 
 
 class NotFoundView(PartnerAPIView):
