@@ -7,7 +7,8 @@
     Portal-Webhook-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{raw body}")>
 
     {"id": "812:3", "type": "booking_confirmed", "created_at": "2026-11-23T06:00:00+00:00",
-     "hospital": "hosp-a", "data": {...event context..., "link": "/bookings/..."}}
+     "hospital": "hosp-a", "data": {...event context..., "link": "/bookings/812/",
+                                    "booking_id": 812}}     (booking_id: booking events only)
 
 The relay (services.event_relay) calls `relay(event)` inside its transaction: one
 `WebhookDelivery` per subscribed endpoint (unique dedupe key event:endpoint), and after commit a
@@ -192,6 +193,9 @@ def payload(delivery: WebhookDelivery) -> bytes:
     event = delivery.event
     data = {k: _scrub(v) if isinstance(v, str) else v for k, v in event.context.items()}
     data["link"] = event.link
+    booking_id = event_booking_id(event)
+    if booking_id is not None:  # what a partner matches against the id its POST returned
+        data["booking_id"] = booking_id
     body = {"id": delivery.dedupe_key, "type": event.kind,
             "created_at": event.created_at.isoformat(),
             "hospital": event.hospital.code if event.hospital_id else None,

@@ -150,6 +150,7 @@ def test_fails_three_times_then_exactly_one_accepted_delivery(db, hospital_a, re
     assert payload["hospital"] == hospital_a.code
     assert payload["created_at"].endswith("+00:00")
     assert payload["data"]["doctor"] == "张医生" and payload["data"]["link"] == "/bookings/42/"
+    assert payload["data"]["booking_id"] == 42  # the id the partner's POST returned
     assert "110101199003078515" not in body.decode()  # never a full ID number
     assert headers["Content-Type"] == "application/json"
     assert re.fullmatch(r"v1=[0-9a-f]{64}", headers["Portal-Webhook-Signature"])
