@@ -306,7 +306,8 @@ class ReconciliationRun(models.Model):
         INTERNAL = "internal", _("Internal error")
 
     day = models.DateField(_("statement day"), db_index=True)
-    provider = models.CharField(_("provider"), max_length=20)
+    provider = models.CharField(_("provider"), max_length=20,
+                                choices=PaymentSettings.Provider.choices)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices,
                               default=Status.RUNNING)
     statement_lines = models.PositiveIntegerField(_("statement lines"), default=0)
@@ -330,7 +331,7 @@ class ReconciliationRun(models.Model):
         ordering = ["-day", "-started_at"]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.provider}"
+        return f"{self.day} {self.get_provider_display()}"
 
 
 class Discrepancy(models.Model):
