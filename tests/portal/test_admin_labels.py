@@ -156,3 +156,11 @@ def test_admin_labels_refund_list_and_page_in_chinese(hospital_a, finance_a, pat
     page = client.get(f"/admin/payments/refund/{refund.pk}/change/").content.decode()
     assert "渠道退款单号" in page and "失败原因" in page
     assert "Provider refund id" not in page and "Failure reason" not in page
+
+
+def test_admin_labels_welcome_names_the_staff_member_not_their_phone(hospital_a):
+    from tests.conftest import make_staff
+
+    staff = make_staff(hospital_a, "registrar", name="前台小李")
+    page = host_client("alpha.localhost", staff).get("/admin/").content.decode()
+    assert "前台小李" in page and staff.phone not in page
