@@ -342,3 +342,13 @@ def test_consult_page_shows_answers_in_form_order_and_duration_as_entered(hospit
     assert "48.0" not in " ".join(shown)
     assert answers(weeks)[3] == "3 周"
     assert answers(hours)[3] == "30 小时"
+
+
+def test_consult_order_description_is_in_the_hospitals_language(hospital_a, alpha_doctor):
+    from django.utils import translation
+
+    doctor, _ = alpha_doctor
+    user, member = make_patient("英文界面")
+    with in_schema(hospital_a), translation.override("en"):
+        c = start_consultation(doctor=doctor, user=user, member=member)
+        assert c.order.description == f"线上问诊：{doctor.name}"
