@@ -196,9 +196,10 @@ class TriageResult(models.Model):
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
     matched = models.JSONField(_("matched rules"), default=list)
     department = models.ForeignKey("registration.Department", on_delete=models.PROTECT,
-                                   null=True, blank=True, related_name="+")
+                                   null=True, blank=True, related_name="+",
+                                   verbose_name=_("department"))
     doctor = models.ForeignKey("registration.Doctor", on_delete=models.PROTECT, null=True,
-                               blank=True, related_name="+")
+                               blank=True, related_name="+", verbose_name=_("doctor"))
     created_at = models.DateTimeField(_("at"), auto_now_add=True)
 
     class Meta:

@@ -15,10 +15,11 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from payments import services as payments
@@ -330,9 +331,10 @@ def consultation_start(*, triage: TriageResult, account, question: str) -> Consu
         _start_clock(c)
     else:
         who = doctor.name if doctor else c.department.name
+        with translation.override(settings.LANGUAGE_CODE):  # a record: the hospital's language
+            description = _("Online consultation: %(who)s") % {"who": who}
         c.order = payments.order_create(
-            kind=Order.Kind.CONSULTATION, payer=account, total_fen=fee,
-            description=_("Online consultation: %(who)s") % {"who": who})
+            kind=Order.Kind.CONSULTATION, payer=account, total_fen=fee, description=description)
     c.save()
     _event(c, "created", source="patient", actor=account, fee_fen=fee)
     if c.status == Consultation.Status.WAITING:

@@ -140,22 +140,41 @@ def _messages_html(request, c: Consultation, role: str, after: int = 0) -> tuple
     return html, (rows[-1].pk if rows else after)
 
 
+def _number_shown(value):
+    """A number answer as the patient typed it: 48 and 38.5, not 48.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _duration_shown(hours: float) -> tuple:
+    """A duration (stored in hours) in the unit the patient most likely chose: "2 days", not
+    "48.0 hours"."""
+    for size, unit in ((168, _("weeks")), (24, _("days"))):
+        if hours >= size and hours % size == 0:
+            return _number_shown(hours / size), unit
+    return _number_shown(hours), _("hours")
+
+
 @login_required
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The conversation, for the patient and for the doctor (who also sees the triage first
     and can close with a summary)."""
     c, role = _consultation(request, pk)
     html, last = _messages_html(request, c, role)
-    questions = {q.code: q for q in c.triage.form.questions.all()}
     answers = []
-    for code, value in c.triage.answers.items():
-        q = questions.get(code)
-        if q is None:
+    # In the form's order (the stored answers come back from jsonb in key-length order).
+    for q in c.triage.form.questions.all():
+        if q.code not in c.triage.answers:
+            continue
+        value = c.triage.answers[q.code]
+        if q.kind == "duration" and isinstance(value, int | float):
+            answers.append((q.display_text, *_duration_shown(value)))
             continue
         labels = dict(q.display_choices())
         shown = (", ".join(labels.get(v, v) for v in value) if isinstance(value, list)
-                 else labels.get(value, value))
-        answers.append((q.display_text, shown, q.unit if q.kind != "duration" else _("hours")))
+                 else _number_shown(labels.get(value, value)))
+        answers.append((q.display_text, shown, q.unit))
     record = Record.objects.filter(consultation=c).only("pk").first()
     days = c.triage.age_days
     age_label = (_("%(n)d days old") % {"n": days} if days < 365

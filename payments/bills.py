@@ -7,9 +7,10 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from portal.errors import DomainError
@@ -163,8 +164,10 @@ def clinic_bill_checkout(*, bill: ClinicBill, insurance_type: str, payer) -> Ord
                                  actor=payer, source="patient")
         split = insurer.settlement if insurer else clinic_bill_presettle(
             bill=bill, insurance_type=insurance_type)
+        with translation.override(settings.LANGUAGE_CODE):  # a record: the hospital's language
+            description = _("Clinic bill %(no)s") % {"no": bill.bill_no}
         order = services.order_create(
-            kind=Order.Kind.CLINIC_BILL, description=_("Clinic bill %(no)s") % {"no": bill.bill_no},
+            kind=Order.Kind.CLINIC_BILL, description=description,
             payer=payer, total_fen=split.total_fen, insurance_fen=split.insurance_fen,
             expires_in=timedelta(minutes=BILL_PAY_MINUTES))
         bill.order, bill.status = order, ClinicBill.Status.PAYING

@@ -56,7 +56,7 @@ class PaymentSettings(models.Model):
                                             help_text=_("Empty: calculate locally."))
     insurance_api_key = models.CharField(_("insurance service API key"), max_length=128,
                                          blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("payment settings")
@@ -106,7 +106,7 @@ class Order(models.Model):
                                           db_index=True)
     attention_reason = models.CharField(_("attention reason"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("order")
@@ -183,14 +183,16 @@ class Refund(models.Model):
         SUCCEEDED = "succeeded", _("Refunded")
         FAILED = "failed", _("Failed")
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds",
+                              verbose_name=_("order"))
     out_refund_no = models.CharField(_("refund number"), max_length=64, unique=True)
     amount_fen = FenField(_("amount (fen)"))
     reason = models.CharField(_("reason"), max_length=200)
     status = models.CharField(_("status"), max_length=20, choices=Status.choices,
                               default=Status.PENDING, db_index=True)
-    provider_refund_id = models.CharField(max_length=64, blank=True)
-    failure_reason = models.CharField(max_length=200, blank=True)
+    provider_refund_id = models.CharField(_("provider refund number"), max_length=64,
+                                          blank=True)
+    failure_reason = models.CharField(_("failure reason"), max_length=200, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
                                      null=True, blank=True, related_name="+",
                                      verbose_name=_("requested by"))
@@ -304,7 +306,8 @@ class ReconciliationRun(models.Model):
         INTERNAL = "internal", _("Internal error")
 
     day = models.DateField(_("statement day"), db_index=True)
-    provider = models.CharField(_("provider"), max_length=20)
+    provider = models.CharField(_("provider"), max_length=20,
+                                choices=PaymentSettings.Provider.choices)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices,
                               default=Status.RUNNING)
     statement_lines = models.PositiveIntegerField(_("statement lines"), default=0)
@@ -328,7 +331,7 @@ class ReconciliationRun(models.Model):
         ordering = ["-day", "-started_at"]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.provider}"
+        return f"{self.day} {self.get_provider_display()}"
 
 
 class Discrepancy(models.Model):
@@ -346,7 +349,7 @@ class Discrepancy(models.Model):
         RESOLVED = "resolved", _("Resolved by finance")
 
     run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE,
-                            related_name="discrepancy_rows")
+                            related_name="discrepancy_rows", verbose_name=_("reconciliation"))
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, db_index=True)
     line_kind = models.CharField(_("payment or refund"), max_length=10)
     out_trade_no = models.CharField(_("merchant order number"), max_length=32, db_index=True)

@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation, helpers
 from django.contrib.admin.widgets import AdminTimeWidget
-from django.db.models import Case, F, IntegerField, OuterRef, Subquery, Sum, Value, When
+from django.db.models import Case, Count, F, IntegerField, OuterRef, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -489,14 +489,15 @@ class ScheduleAdmin(DeskAdmin):
             self.log_change(request, schedule, _("Stopped clinic: %(reason)s") % {
                 "reason": reason})
         # Bookings reach "stopped" only through stop-clinic, so these are this run's refunds.
-        refunded = Refund.objects.filter(
+        refunds = Refund.objects.filter(
             order__booking__schedule__in=stopped, order__booking__status=Booking.Status.STOPPED,
-            created_at__gte=since).count()
+            created_at__gte=since).aggregate(n=Count("pk"), fen=Coalesce(Sum("amount_fen"), 0))
         if stopped:
             self.message_user(request, ngettext(
-                "Stopped %(n)d clinic: %(b)d bookings cancelled, %(r)d refunded.",
-                "Stopped %(n)d clinics: %(b)d bookings cancelled, %(r)d refunded.",
-                len(stopped)) % {"n": len(stopped), "b": cancelled, "r": refunded},
+                "Stopped %(n)d clinic: %(b)d bookings cancelled, %(r)d refunded (¥%(amount)s).",
+                "Stopped %(n)d clinics: %(b)d bookings cancelled, %(r)d refunded (¥%(amount)s).",
+                len(stopped)) % {"n": len(stopped), "b": cancelled, "r": refunds["n"],
+                                 "amount": fen_to_yuan(refunds["fen"])},
                 messages.SUCCESS)
         return None
 
@@ -520,7 +521,7 @@ def _booking_name(b: Booking) -> str:
 class DoctorFilter(admin.RelatedFieldListFilter):
     def __init__(self, field, request, params, model, model_admin, field_path):
         super().__init__(field, request, params, model, model_admin, field_path)
-        # Booking.doctor has no verbose name (naming it would be a migration): say it here.
+        # Named here as well, whatever the field is called.
         self.title = _("doctor")
 
 
@@ -623,12 +624,14 @@ class BookingAdmin(DeskAdmin):
             else:
                 done.append(b.pk)
         if done:
-            refunded = Refund.objects.filter(order__booking__pk__in=done,
-                                             created_at__gte=since).count()
+            refunds = Refund.objects.filter(order__booking__pk__in=done, created_at__gte=since
+                                            ).aggregate(n=Count("pk"),
+                                                        fen=Coalesce(Sum("amount_fen"), 0))
             self.message_user(request, ngettext(
-                "Cancelled %(n)d booking, %(r)d refunded.",
-                "Cancelled %(n)d bookings, %(r)d refunded.", len(done)) % {
-                "n": len(done), "r": refunded}, messages.SUCCESS)
+                "Cancelled %(n)d booking, %(r)d refunded (¥%(amount)s).",
+                "Cancelled %(n)d bookings, %(r)d refunded (¥%(amount)s).", len(done)) % {
+                "n": len(done), "r": refunds["n"], "amount": fen_to_yuan(refunds["fen"])},
+                messages.SUCCESS)
         return None
 
 

@@ -22,9 +22,10 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from payments import services as payments
@@ -308,12 +309,15 @@ def booking_hold(*, slice_id: int, family_member, account, source: str = "web",
         else:
             hold = timedelta(minutes=_hospital().hold_minutes)
             booking.status, booking.hold_expires_at = Booking.Status.HELD, now + hold
+            # A record (finance's order list, the provider's bill and statement): in the
+            # hospital's language, not in whichever language the patient browses in.
+            with translation.override(settings.LANGUAGE_CODE):
+                description = _("Registration: %(doctor)s %(day)s #%(n)d") % {
+                    "doctor": schedule.doctor.name, "day": schedule.date.isoformat(),
+                    "n": booking.queue_number}
             booking.order = refs["order"] = payments.order_create(
                 kind=Order.Kind.REGISTRATION, payer=account, total_fen=fee_fen,
-                description=_("Registration: %(doctor)s %(day)s #%(n)d") % {
-                    "doctor": schedule.doctor.name, "day": schedule.date.isoformat(),
-                    "n": booking.queue_number},
-                expires_in=hold, rows=rows)
+                description=description, expires_in=hold, rows=rows)
         rows.add(booking, **refs)
         _event(booking, "held" if booking.status == Booking.Status.HELD else "confirmed",
                source=source, actor=account, queue_number=booking.queue_number, rows=rows)

@@ -161,8 +161,9 @@ class Schedule(models.Model):
                               default=Status.OPEN)
     stop_reason = models.CharField(_("stop reason"), max_length=200, blank=True)
     template = models.ForeignKey(ScheduleTemplate, on_delete=models.SET_NULL, null=True,
-                                 blank=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+                                 blank=True, related_name="+",
+                                 verbose_name=_("schedule template"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("schedule")
@@ -219,9 +220,12 @@ class Booking(models.Model):
 
     ACTIVE = (Status.HELD, Status.CONFIRMED, Status.CHECKED_IN)
 
-    slice = models.ForeignKey(TimeSlice, on_delete=models.PROTECT, related_name="bookings")
-    schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="bookings")
-    doctor = models.ForeignKey(Doctor, on_delete=models.PROTECT, related_name="bookings")
+    slice = models.ForeignKey(TimeSlice, on_delete=models.PROTECT, related_name="bookings",
+                              verbose_name=_("time slice"))
+    schedule = models.ForeignKey(Schedule, on_delete=models.PROTECT, related_name="bookings",
+                                 verbose_name=_("schedule"))
+    doctor = models.ForeignKey(Doctor, on_delete=models.PROTECT, related_name="bookings",
+                               verbose_name=_("doctor"))
     date = models.DateField(_("date"), db_index=True)
     patient_card = models.ForeignKey(PatientCard, on_delete=models.PROTECT,
                                      related_name="bookings", verbose_name=_("patient card"))
@@ -294,15 +298,17 @@ class WaitlistEntry(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
         EXPIRED = "expired", _("Ended")
 
-    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="waitlist")
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="waitlist",
+                                 verbose_name=_("schedule"))
     family_member = models.ForeignKey("accounts.FamilyMember", on_delete=models.PROTECT,
-                                      related_name="+")
-    account = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING,
-                              db_index=True)
+                                      related_name="+", verbose_name=_("family member"))
+    account = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+",
+                                verbose_name=_("account"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.WAITING, db_index=True)
     booking = models.OneToOneField(Booking, on_delete=models.SET_NULL, null=True, blank=True,
-                                   related_name="waitlist_entry")
-    created_at = models.DateTimeField(auto_now_add=True)
+                                   related_name="waitlist_entry", verbose_name=_("booking"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("waitlist entry")
@@ -322,10 +328,10 @@ class BookingBan(models.Model):
     """No online booking for a patient at this hospital until `until` (too many no-shows)."""
 
     family_member = models.ForeignKey("accounts.FamilyMember", on_delete=models.PROTECT,
-                                      related_name="+")
+                                      related_name="+", verbose_name=_("family member"))
     until = models.DateField(_("banned until"))
     reason = models.CharField(_("reason"), max_length=200)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("booking ban")

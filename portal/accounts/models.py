@@ -66,6 +66,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.name or self.masked_phone
 
+    def get_short_name(self) -> str:
+        """What the admin's "Welcome, ..." shows: the name, not the full mobile number."""
+        return str(self)
+
     @property
     def masked_phone(self) -> str:
         return mask_mobile(self.phone)

@@ -73,17 +73,18 @@ class Delivery(models.Model):
         FAILED = "failed", _("Failed (will retry)")
         DEAD = "dead", _("Gave up")
 
-    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="deliveries",
+                              verbose_name=_("event"))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="+", verbose_name=_("recipient"))
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     # event:channel:user — retries and redelivered tasks can never send twice.
-    dedupe_key = models.CharField(max_length=120, unique=True)
+    dedupe_key = models.CharField(_("deduplication key"), max_length=120, unique=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices,
                               default=Status.PENDING, db_index=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     last_error = models.CharField(_("last error"), max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
     class Meta:
@@ -241,7 +242,7 @@ class WebhookDelivery(models.Model):
     event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE,
                               related_name="webhook_deliveries", verbose_name=_("event"))
     # event:endpoint — one delivery per event and endpoint however often the relay runs.
-    dedupe_key = models.CharField(max_length=60, unique=True)
+    dedupe_key = models.CharField(_("deduplication key"), max_length=60, unique=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices,
                               default=Status.PENDING, db_index=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)

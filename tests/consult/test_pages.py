@@ -312,3 +312,43 @@ def test_admin_quality_counts_consultations_paid_in_the_chosen_period(hospital_a
     assert all_queries <= default_queries + 1  # status filter: no extra query per row
     # An unknown period falls back to the default.
     assert '<strong data-period="30">' in page("?quality_period=365")[0]
+
+
+def test_consult_page_shows_answers_in_form_order_and_duration_as_entered(hospital_a, alpha_doctor,
+                                                                          client_a):
+    """"2 days" read back as "48.0 小时", and the answers came in jsonb's key order (duration
+    before symptoms) instead of the form's."""
+    import re
+
+    doctor, doctor_user = alpha_doctor
+    user, member = make_patient("时长")
+    with in_schema(hospital_a):
+        c = start_consultation(doctor=doctor, user=user, member=member, answers={
+            **BENIGN, "temperature": "39", "duration": "2", "duration_unit": "d"})
+        weeks = start_consultation(doctor=doctor, user=user, member=member, answers={
+            **BENIGN, "duration": "3", "duration_unit": "w"})
+        hours = start_consultation(doctor=doctor, user=user, member=member, answers={
+            **BENIGN, "duration": "30", "duration_unit": "h"})
+    client_a.force_login(user)
+
+    def answers(consultation) -> list[str]:
+        page = client_a.get(f"/consult/{consultation.pk}/").content.decode()
+        section = page[page.index('id="triage-answers"'):]
+        section = section[:section.index("</dl>")]
+        return [re.sub(r"\s+", " ", d).strip() for d in re.findall(r"<dd[^>]*>(.*?)</dd>", section, re.S)]
+
+    shown = answers(c)
+    assert shown[1:5] == ["咳嗽, 咽痛", "39 ℃", "2 天", "不适用"]
+    assert "48.0" not in " ".join(shown)
+    assert answers(weeks)[3] == "3 周"
+    assert answers(hours)[3] == "30 小时"
+
+
+def test_consult_order_description_is_in_the_hospitals_language(hospital_a, alpha_doctor):
+    from django.utils import translation
+
+    doctor, _ = alpha_doctor
+    user, member = make_patient("英文界面")
+    with in_schema(hospital_a), translation.override("en"):
+        c = start_consultation(doctor=doctor, user=user, member=member)
+        assert c.order.description == f"线上问诊：{doctor.name}"

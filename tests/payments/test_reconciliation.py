@@ -111,6 +111,11 @@ def test_reconciliation_admin_reconciles_a_chosen_day(fresh_sandbox, catcher, ho
         run = ReconciliationRun.objects.get(day=yesterday)
         # today's payment is not on yesterday's statement, and nothing local was paid yesterday
         assert (run.statement_lines, run.discrepancies, run.status) == (0, 0, "done")
+    # the provider by name, as in the orders' list (not its code "sandbox")
+    page = client.get(f"/admin/payments/reconciliationrun/{run.pk}/change/").content.decode()
+    assert "沙箱（内置测试渠道）" in page and f"{yesterday} sandbox" not in page
+    listing = client.get("/admin/payments/reconciliationrun/").content.decode()
+    assert '<td class="field-provider">沙箱（内置测试渠道）</td>' in listing
     # today has not ended: refused with a form error, nothing run
     r = client.post("/admin/payments/reconciliationrun/add/", {"day": _today().isoformat()})
     assert r.status_code == 200

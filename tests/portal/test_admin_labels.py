@@ -109,3 +109,58 @@ def test_admin_labels_payment_settings_list_in_chinese(hospital_a, admin_a):
     page = host_client("alpha.localhost", admin_a).get(
         "/admin/payments/paymentsettings/").content.decode()
     assert "column-changed_at" in page and "Updated at" not in page
+
+
+def test_admin_labels_every_field_of_the_hospital_admin_in_chinese():
+    """Every field staff can see in the hospital admin (column, filter, form label) is named in
+    Chinese: a field left without a translated verbose_name showed as "ORDER", "Template",
+    "Created at", "Provider refund id" or "以 status"."""
+    from portal.admin_sites import hospital_admin_site
+
+    allowed = {("notifications.WebhookEndpoint", "url")}  # "URL" is what staff call it
+    untranslated = []
+    with translation.override("zh-hans"):
+        for model in hospital_admin_site._registry:
+            for field in model._meta.concrete_fields:
+                if field.name == "id" or (model._meta.label, field.name) in allowed:
+                    continue
+                if field.name == "schema_name":  # not shown (the platform admin shows it)
+                    continue
+                if not re.search(r"[\u4e00-\u9fff]", str(field.verbose_name)):
+                    untranslated.append(f"{model._meta.label}.{field.name}: {field.verbose_name}")
+    assert untranslated == []
+
+
+def test_admin_labels_refund_list_and_page_in_chinese(hospital_a, finance_a, patient):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.models import Refund
+    from tests.conftest import in_schema
+
+    with in_schema(hospital_a):
+        order = Order.objects.create(out_trade_no="PLABELS0001", kind="registration",
+                                     description="挂号", payer=patient, provider="sandbox",
+                                     total_fen=2000, self_pay_fen=2000, refunded_fen=2000,
+                                     status="refunded",
+                                     expires_at=timezone.now() + timedelta(minutes=15))
+        refund = Refund.objects.create(order=order, out_refund_no="RLABELS0001", amount_fen=2000,
+                                       reason="已取消预约。", status="failed",
+                                       failure_reason="渠道拒绝")
+    client = host_client("alpha.localhost", finance_a)
+    listing = client.get("/admin/payments/refund/").content.decode()
+    assert "PLABELS0001" in listing
+    headers = re.findall(r'<th scope="col"[^>]*>.*?<(?:a|span)[^>]*>([^<]+)<', listing, re.S)
+    assert "订单" in headers and not [h for h in headers if re.fullmatch(r"[A-Za-z ]+", h)]
+    page = client.get(f"/admin/payments/refund/{refund.pk}/change/").content.decode()
+    assert "渠道退款单号" in page and "失败原因" in page
+    assert "Provider refund id" not in page and "Failure reason" not in page
+
+
+def test_admin_labels_welcome_names_the_staff_member_not_their_phone(hospital_a):
+    from tests.conftest import make_staff
+
+    staff = make_staff(hospital_a, "registrar", name="前台小李")
+    page = host_client("alpha.localhost", staff).get("/admin/").content.decode()
+    assert "前台小李" in page and staff.phone not in page

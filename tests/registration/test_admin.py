@@ -130,7 +130,7 @@ def test_admin_stop_clinic_cancels_refunds_with_reason(hospital_a, sandbox):
 
     done = _act(client, SCHEDULES, "stop_clinic", [schedule.pk], reason="医生临时出差")
     assert done.redirect_chain
-    assert _said(done) == ["Stopped 1 clinic: 2 bookings cancelled, 1 refunded."]
+    assert _said(done) == ["Stopped 1 clinic: 2 bookings cancelled, 1 refunded (¥20.00)."]
     with in_schema(hospital_a):
         stopped = Schedule.objects.get(pk=schedule.pk)
         assert (stopped.status, stopped.stop_reason) == ("stopped", "医生临时出差")
@@ -162,7 +162,7 @@ def test_admin_stop_clinic_from_the_schedules_own_page(hospital_a):
                           "_selected_action": str(schedule.pk), "reason": "设备检修"},
                     follow=True)
     assert r.redirect_chain[0][0] == url
-    assert _said(r) == ["Stopped 1 clinic: 0 bookings cancelled, 0 refunded."]
+    assert _said(r) == ["Stopped 1 clinic: 0 bookings cancelled, 0 refunded (¥0.00)."]
     with in_schema(hospital_a):
         assert Schedule.objects.get(pk=schedule.pk).stop_reason == "设备检修"
 
@@ -224,7 +224,7 @@ def test_admin_cancel_with_refund(hospital_a, sandbox):
     assert 'name="reason"' in _act(client, BOOKINGS, "cancel_with_refund", ids).content.decode()
     r = _act(client, BOOKINGS, "cancel_with_refund", ids, reason="患者来电取消")
     said = _said(r)
-    assert "Cancelled 2 bookings, 1 refunded." in said
+    assert "Cancelled 2 bookings, 1 refunded (¥20.00)." in said
     assert any("no longer active" in m for m in said)  # the third, reported, not fatal
     with in_schema(hospital_a):
         for b in (paid, unpaid):

@@ -35,6 +35,18 @@ def test_booking_paid_schedule_starts_as_hold_with_order(hospital_a, session_a):
         assert b.patient_card.family_member_id == member.pk
 
 
+def test_booking_order_description_is_in_the_hospitals_language(hospital_a, session_a):
+    """The order is a record finance lists and the provider shows on its bill: a patient browsing
+    in English used to leave "Registration: 张医生 ... #1" among the "挂号：... 第 1 号"."""
+    from django.utils import translation
+
+    user, member = make_patient()
+    with in_schema(hospital_a), translation.override("en"):
+        _, schedule = session_a
+        b = svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
+        assert b.order.description == f"挂号：张医生 {schedule.date.isoformat()} 第 1 号"
+
+
 def test_booking_free_schedule_confirms_without_payment(hospital_a):
     user, member = make_patient()
     with in_schema(hospital_a):
