@@ -78,3 +78,31 @@ def test_admin_finance_sees_order_audit_trail(sandbox, catcher, hospital_a, pati
     client = host_client("alpha.localhost", make_staff(hospital_a, "finance"))
     page = client.get(f"/admin/payments/order/{order.pk}/change/").content.decode()
     assert "发起支付" in page and order.provider_txn_id in page  # the action, in words
+
+
+def test_order_records_the_provider_set_now_not_a_cached_one(hospital_a, patient):
+    """The provider's name is cached per hospital; saving the payment settings must be seen
+    by the very next order."""
+    from django.db import connection
+
+    from payments.models import PaymentSettings
+
+    try:
+        _provider_changes_reach_the_next_order(hospital_a, patient, connection, PaymentSettings)
+    finally:  # the test's transaction rolls back; the process's cache must not keep its name
+        services.provider_name_cache.invalidate()
+
+
+def _provider_changes_reach_the_next_order(hospital_a, patient, connection, PaymentSettings):
+    with in_schema(hospital_a):
+        first = services.order_create(kind="clinic_bill", description="x", payer=patient,
+                                      total_fen=100)
+        assert first.provider == "sandbox"
+        with connection.cursor() as cur:  # behind the cache's back: still the cached name
+            cur.execute("UPDATE payments_paymentsettings SET provider = 'wechatpay_v3'")
+        assert services.order_create(kind="clinic_bill", description="x", payer=patient,
+                                     total_fen=100).provider == "sandbox"
+        row = PaymentSettings.objects.get()
+        row.save()  # a save (the admin's way) empties the cache
+        assert services.order_create(kind="clinic_bill", description="x", payer=patient,
+                                     total_fen=100).provider == "wechatpay_v3"
