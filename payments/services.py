@@ -373,6 +373,36 @@ def refund_create_locked(*, order: Order, amount_fen: Fen, reason: str, source: 
                           source=source, key=key)
 
 
+def refund_gone_locked(*, order: Order, reason: str, source: str = "system", actor=None,
+                       key: str, amount_fen: Fen | None = None) -> Refund | None:
+    """The one path for "money arrived (or stayed) for something that is gone: give it back".
+
+    Call inside the caller's transaction while it holds the order's row lock (order first, as
+    every path locks). Records a PENDING refund of `amount_fen` (default: everything still
+    refundable) under the idempotency `key`, and after commit hands it to a worker, or submits
+    it in-process if the broker is down; the pending-refund sweeper covers a crash in between.
+    Returns None when nothing is left to refund."""
+    amount = order.refundable_fen if amount_fen is None else amount_fen
+    if amount <= 0:
+        return None
+    refund = _refund_create(order=order, amount_fen=amount, reason=reason, actor=actor,
+                            source=source, key=key)
+    refund_id = refund.pk
+    transaction.on_commit(lambda: refund_submit_later(refund_id=refund_id))
+    return refund
+
+
+def refund_submit_later(*, refund_id: int) -> None:
+    """Hand a pending refund to a worker; if the broker is down, submit it here and now."""
+    from .tasks import refund_submit as refund_submit_task
+
+    try:
+        refund_submit_task.delay(refund_id)
+    except Exception:
+        log.warning("broker unavailable; submitting refund %s in-process", refund_id)
+        refund_submit(refund_id=refund_id)
+
+
 def hashlib_hex(text: str) -> str:
     import hashlib
 

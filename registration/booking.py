@@ -381,10 +381,9 @@ def _booking_paid(order: Order) -> None:
     if booking.status != Booking.Status.HELD:
         # Cannot normally happen (expiry and cancel close the order in the same transaction);
         # if it does, the money goes back rather than being kept for nothing.
-        refund = payments.refund_create_locked(
-            order=order, amount_fen=order.self_pay_fen, source="system",
+        payments.refund_gone_locked(
+            order=order, amount_fen=order.self_pay_fen,
             reason=_("Automatic refund: the booking was no longer held."), key="booking-gone")
-        transaction.on_commit(lambda: _submit_refund_later(refund.pk))
         return
     before = booking.status
     booking.status, booking.confirmed_at = Booking.Status.CONFIRMED, timezone.now()
@@ -505,24 +504,12 @@ def _cancel_locked(locked: Booking, *, actor, source: str, reason: str, status: 
         if order.status == Order.Status.CREATED:
             payments.order_close(order=order, reason="booking cancelled", actor=actor,
                                  source=source)
-        elif order.refundable_fen > 0:
-            refund = payments.refund_create_locked(
-                order=order, amount_fen=order.refundable_fen, actor=actor, source=source,
-                reason=reason or _("Booking cancelled."), key=f"booking-{locked.pk}")
-            refunding = True
-            transaction.on_commit(lambda: _submit_refund_later(refund.pk))
+        else:
+            refunding = payments.refund_gone_locked(
+                order=order, actor=actor, source=source,
+                reason=reason or _("Booking cancelled."), key=f"booking-{locked.pk}") is not None
     _release_place(locked)
     return refunding
-
-
-def _submit_refund_later(refund_id: int) -> None:
-    """Hand a refund to a worker; if the broker is down, submit it here and now."""
-    from payments.tasks import refund_submit as refund_submit_task
-
-    try:
-        refund_submit_task.delay(refund_id)
-    except Exception:
-        payments.refund_submit(refund_id=refund_id)
 
 
 # --------------------------------------------------------------------------- waitlist

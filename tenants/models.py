@@ -21,6 +21,20 @@ validate_hospital_code = RegexValidator(
 )
 
 
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
+
+def hospital_tz(hospital=None) -> zoneinfo.ZoneInfo:
+    """The one home of "which time zone": the given hospital's, else the hospital whose schema
+    is active on the connection, else the platform's default (the public schema has no hospital
+    of its own). Cached per name by zoneinfo."""
+    if hospital is None:
+        from django.db import connection
+
+        hospital = getattr(connection, "tenant", None)
+    return zoneinfo.ZoneInfo(getattr(hospital, "time_zone", None) or DEFAULT_TIME_ZONE)
+
+
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(_("Unknown time zone: %(tz)s"), params={"tz": value},
@@ -132,6 +146,11 @@ class Hospital(BilingualNameMixin, TenantMixin):
     @property
     def display_intro(self) -> str:
         return self.intro_en if english_active() and self.intro_en else self.intro
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        """The hospital's time zone: times are stored in UTC and shown and reasoned in this."""
+        return hospital_tz(self)
 
     @property
     def is_public(self) -> bool:
