@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import connection
 
-from .services import departments_seed_defaults
+from .services.seeding import departments_seed_defaults
 
 
 @shared_task(name="registration.departments_seed_defaults")
@@ -19,17 +19,17 @@ def departments_seed_defaults_task() -> dict:
 def booking_expire_task(booking_id: int) -> bool:
     """One hold's expiry. No longer sent (holds are released by bookings_expire_due_at, once
     per time bucket); kept so that tasks queued by an older version still run."""
-    from .booking import booking_expire
+    from .services.booking import booking_expire
 
     return booking_expire(booking_id=booking_id)
 
 
 # ignore_result as above. Sent (once per EXPIRY_BUCKET_SECONDS per hospital) for just after
-# the holds made in that bucket expire; see booking._schedule_expiry.
+# the holds made in that bucket expire; see services.booking._schedule_expiry.
 @shared_task(name="registration.bookings_expire_due_at", acks_late=True, ignore_result=True)
 def bookings_expire_due_at_task() -> int:
     """Release the holds due now: scheduled when holds are made, for when they expire."""
-    from .booking import bookings_expire_due
+    from .services.booking import bookings_expire_due
 
     return bookings_expire_due()
 
@@ -37,7 +37,7 @@ def bookings_expire_due_at_task() -> int:
 @shared_task(name="registration.bookings_expire_due")
 def bookings_expire_due_task() -> int:
     """Per-minute safety net for holds whose own expiry task was lost."""
-    from .booking import bookings_expire_due
+    from .services.booking import bookings_expire_due
 
     return bookings_expire_due()
 
@@ -45,7 +45,7 @@ def bookings_expire_due_task() -> int:
 @shared_task(name="registration.bookings_mark_no_shows")
 def bookings_mark_no_shows_task() -> int:
     """After each day: confirmed bookings never checked in become no-shows."""
-    from .booking import bookings_mark_no_shows
+    from .services.booking import bookings_mark_no_shows
 
     return bookings_mark_no_shows()
 
@@ -53,6 +53,6 @@ def bookings_mark_no_shows_task() -> int:
 @shared_task(name="registration.bookings_remind_tomorrow")
 def bookings_remind_tomorrow_task() -> int:
     """Hourly: the day before a confirmed booking, from REMINDER_HOUR on, remind the patient."""
-    from .booking import bookings_remind_tomorrow
+    from .services.reminders import bookings_remind_tomorrow
 
     return bookings_remind_tomorrow()
