@@ -1,7 +1,7 @@
 """The registration desk in each hospital's admin: catalogue, schedules, bookings.
 
 Thin by design: every state change (generate, stop-clinic, check-in, cancel) is one call to a
-service in `registration.booking`, which keeps the invariants and writes the audit trail; this
+service in `registration.services`, which keeps the invariants and writes the audit trail; this
 module parses forms, calls the service and reports. Lists that grow with data annotate their
 figures in the queryset, so a page costs the same number of queries for 3 rows or 300.
 """
@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import ActionLocation, helpers
 from django.contrib.admin.widgets import AdminTimeWidget
-from django.db.models import Case, Count, F, IntegerField, OuterRef, Subquery, Sum, Value, When
+from django.db.models import Case, Count, F, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -33,7 +33,6 @@ from portal.admin_sites import (
 )
 from portal.errors import DomainError
 
-from . import booking as services
 from .models import (
     Booking,
     BookingBan,
@@ -47,6 +46,9 @@ from .models import (
     TitleFee,
     WaitlistEntry,
 )
+from .services import booking as booking_services
+from .services import schedules as schedules_services
+from .services.rules import doctor_fee_fen_expression
 
 Role = StaffMembership.Role
 
@@ -201,17 +203,6 @@ class DoctorForm(forms.ModelForm):
         return super().save(commit)
 
 
-def _effective_fee_fen():
-    """The fee a new schedule of the doctor gets, as SQL: `booking.doctor_fee_fen` for a whole
-    list in one query (override, else the title's fee, else the built-in default)."""
-    title_fee = TitleFee.objects.filter(title=OuterRef("title")).values("fee_fen")[:1]
-    default = Case(*[When(title=t, then=Value(fee))
-                     for t, fee in services.DEFAULT_TITLE_FEES.items()],
-                   default=Value(0), output_field=IntegerField())
-    return Coalesce(F("fee_override_fen"), Subquery(title_fee), default,
-                    output_field=IntegerField())
-
-
 @admin.register(Doctor, site=hospital_admin_site)
 class DoctorAdmin(RoleModelAdmin):
     form = DoctorForm
@@ -227,7 +218,7 @@ class DoctorAdmin(RoleModelAdmin):
     effective_fee = _yuan("effective_fee_fen", _("fee"))
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(effective_fee_fen=_effective_fee_fen())
+        return super().get_queryset(request).annotate(effective_fee_fen=doctor_fee_fen_expression())
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "account":
@@ -281,7 +272,8 @@ class ScheduleTemplateAdmin(DeskAdmin):
                 "%(n)d inactive template (or template of an inactive doctor) was skipped.",
                 "%(n)d inactive templates (or templates of inactive doctors) were skipped.",
                 skipped) % {"n": skipped}, messages.WARNING)
-        created = services.schedules_generate(weeks=form.cleaned_data["weeks"], templates=usable)
+        created = schedules_services.schedules_generate(weeks=form.cleaned_data["weeks"],
+                                                        templates=usable)
         for schedule in created:
             self.log_addition(request, schedule, [{"added": {}}])
         if created:
@@ -453,7 +445,7 @@ class ScheduleAdmin(DeskAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        created = services.schedule_create(
+        created = schedules_services.schedule_create(
             doctor=data["doctor"], day=data["date"], period=data["period"],
             start_time=data["start_time"], end_time=data["end_time"],
             slice_minutes=data["slice_minutes"], capacity=data["capacity"], fee_fen=data["fee"])
@@ -479,8 +471,8 @@ class ScheduleAdmin(DeskAdmin):
                     "s": _schedule_name(schedule)}, messages.WARNING)
                 continue
             try:
-                cancelled += services.schedule_stop(schedule=schedule, reason=reason,
-                                                    actor=request.user)
+                cancelled += schedules_services.schedule_stop(schedule=schedule, reason=reason,
+                                                              actor=request.user)
             except DomainError as exc:
                 self.message_user(request, f"{_schedule_name(schedule)}: {exc.message}",
                                   messages.ERROR)
@@ -591,7 +583,7 @@ class BookingAdmin(DeskAdmin):
         done = 0
         for b in queryset.select_related("doctor", "family_member"):
             try:
-                services.booking_check_in(booking=b, actor=request.user)
+                booking_services.booking_check_in(booking=b, actor=request.user)
             except DomainError as exc:
                 self.message_user(request, f"{_booking_name(b)}: {exc.message}",
                                   messages.WARNING)
@@ -616,8 +608,8 @@ class BookingAdmin(DeskAdmin):
         since, done = timezone.now(), []
         for b in queryset:
             try:
-                services.booking_cancel(booking=b, actor=request.user, source="staff",
-                                        reason=form.cleaned_data["reason"])
+                booking_services.booking_cancel(booking=b, actor=request.user, source="staff",
+                                                reason=form.cleaned_data["reason"])
             except DomainError as exc:
                 self.message_user(request, f"{_booking_name(b)}: {exc.message}",
                                   messages.WARNING)

@@ -7,7 +7,6 @@ request and errors come from `portal.partners.api`. Served on both entry points 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import django_filters
 from django import forms
@@ -33,20 +32,24 @@ from portal.partners.idempotency import idempotent
 from portal.partners.models import PartnerRecord
 from portal.partners.services import own_object_ids
 
-from . import booking as booking_svc
-from .models import Booking, Department, Doctor, Schedule, TimeSlice, TitleFee
+from .models import Booking, Department, Doctor, Schedule, TimeSlice
+from .services import booking as booking_services
+from .services import partner as partner_services
+from .services.rules import (
+    SliceState,
+    bookable_slices_q,
+    doctor_fee_fen,
+    latest_open_day,
+    release_moment,
+    slice_state,
+    time_slice_state,
+    title_fees,
+)
 
 log = logging.getLogger(__name__)
 
 def _cursor(*ordering: str):
     return type("Cursor", (ApiCursorPagination,), {"ordering": ordering or "pk"})
-
-
-def _latest_open_day(hospital):
-    """The last clinic day whose places are released by now (see booking.release_moment)."""
-    now = timezone.localtime(timezone.now(), booking_svc._tz())
-    last = now.date() + timedelta(days=hospital.booking_window_days)
-    return last if now.time() >= hospital.release_time else last - timedelta(days=1)
 
 
 # --------------------------------------------------------------------------- serializers
@@ -73,10 +76,7 @@ class DoctorOut(serializers.ModelSerializer):
         read_only_fields = fields  # always in the response: required in the schema
 
     def get_fee_fen(self, obj) -> int:
-        if obj.fee_override_fen is not None:
-            return obj.fee_override_fen
-        fees = self.context.get("title_fees", {})
-        return fees.get(obj.title, booking_svc.DEFAULT_TITLE_FEES.get(obj.title, 0))
+        return doctor_fee_fen(obj, fees=self.context.get("title_fees"))
 
 
 class ScheduleOut(serializers.ModelSerializer):
@@ -123,20 +123,21 @@ class SlotOut(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.DATETIME)
     def get_released_at(self, obj) -> str:
-        return timezone.localtime(booking_svc.release_moment(obj.schedule.date)).isoformat()
+        return timezone.localtime(release_moment(obj.schedule.date)).isoformat()
 
     @extend_schema_field(serializers.ChoiceField(choices=SLOT_STATUSES))
     def get_status(self, obj) -> str:
         return slot_status(obj)
 
 
+# The API's names of rules.SliceState (SLOT_STATUSES).
+_SLOT_STATUS = {SliceState.BOOKABLE: "free", SliceState.NOT_RELEASED: "not_yet_released",
+                SliceState.SOLD_OUT: "busy", SliceState.PAST: "busy", SliceState.STOPPED: "busy"}
+
+
 def slot_status(obj: TimeSlice) -> str:
-    if obj.schedule.status != Schedule.Status.OPEN or obj.start <= timezone.now() \
-            or obj.booked >= obj.capacity:
-        return "busy"
-    if timezone.now() < booking_svc.release_moment(obj.schedule.date):
-        return "not_yet_released"
-    return "free"
+    """The slot's status as the API names it (`rules.time_slice_state`)."""
+    return _SLOT_STATUS[time_slice_state(obj)]
 
 
 class PatientOut(serializers.Serializer):
@@ -255,7 +256,7 @@ class ScheduleFilter(django_filters.FilterSet):
     def filter_available(self, queryset, name, value):
         if value:
             return queryset.filter(status=Schedule.Status.OPEN, remaining__gt=0,
-                                   date__lte=_latest_open_day(self.request.tenant_hospital))
+                                   date__lte=latest_open_day())
         return queryset
 
 
@@ -276,10 +277,7 @@ class SlotFilter(django_filters.FilterSet):
 
     def filter_available(self, queryset, name, value):
         if value:
-            return queryset.filter(
-                schedule__status=Schedule.Status.OPEN, booked__lt=F("capacity"),
-                start__gt=timezone.now(),
-                schedule__date__lte=_latest_open_day(self.request.tenant_hospital))
+            return queryset.filter(bookable_slices_q())
         return queryset
 
 
@@ -331,7 +329,7 @@ class DoctorListView(PartnerListView):
     def get(self, request, **kwargs):
         qs = Doctor.objects.filter(is_active=True).select_related("department")
         page = self.paginate_queryset(self.filter_queryset(qs))
-        fees = dict(TitleFee.objects.values_list("title", "fee_fen"))
+        fees = title_fees()
         return self.get_paginated_response(
             DoctorOut(page, many=True, context={"title_fees": fees}).data)
 
@@ -350,18 +348,11 @@ class DoctorDetailView(PartnerAPIView):
         doctor = Doctor.objects.select_related("department").filter(pk=pk, is_active=True).first()
         if doctor is None:
             raise exceptions.NotFound()
-        fees = dict(TitleFee.objects.values_list("title", "fee_fen"))
+        fees = title_fees()
         return Response(DoctorOut(doctor, context={"title_fees": fees}).data)
 
 
-class _HospitalFilterMixin:
-    def filter_queryset(self, queryset):
-        # The filters need the hospital's booking window ("available").
-        self.request.tenant_hospital = self.hospital
-        return super().filter_queryset(queryset)
-
-
-class ScheduleListView(_HospitalFilterMixin, PartnerListView):
+class ScheduleListView(PartnerListView):
     required_scopes = _READ
     pagination_class = _cursor("date", "pk")
     serializer_class = ScheduleOut
@@ -386,7 +377,7 @@ class ScheduleListView(_HospitalFilterMixin, PartnerListView):
         return self.list_response(qs, ScheduleOut)
 
 
-class SlotListView(_HospitalFilterMixin, PartnerListView):
+class SlotListView(PartnerListView):
     required_scopes = _READ
     pagination_class = _cursor("start", "pk")
     serializer_class = SlotOut
@@ -426,15 +417,12 @@ def slot_rows(rows) -> list[dict]:
     for r in rows:
         day = r["schedule__date"]
         if day not in released:
-            released[day] = booking_svc.release_moment(day).astimezone(tz)
+            released[day] = release_moment(day).astimezone(tz)
         is_open = r["schedule__status"] == Schedule.Status.OPEN
         remaining = max(0, r["capacity"] - r["booked"]) if is_open else 0
-        if not is_open or r["start"] <= now or r["booked"] >= r["capacity"]:
-            status = "busy"
-        elif now < released[day]:
-            status = "not_yet_released"
-        else:
-            status = "free"
+        status = _SLOT_STATUS[slice_state(
+            schedule_status=r["schedule__status"], day=day, start=r["start"],
+            booked=r["booked"], capacity=r["capacity"], now=now, opens_at=released[day])]
         out.append({
             "id": r["id"], "schedule": r["schedule_id"], "doctor": r["schedule__doctor_id"],
             "doctor_name": r["schedule__doctor__name"],
@@ -540,12 +528,10 @@ class BookingListView(PartnerListView):
                                  value=BOOKING_EXAMPLE)])
     @idempotent
     def post(self, request, **kwargs):
-        from .services import booking_create_for_partner
-
         data = BookingIn(data=request.data)
         data.is_valid(raise_exception=True)
         patient = data.validated_data["patient"]
-        booking = booking_create_for_partner(
+        booking = partner_services.booking_create_for_partner(
             partner=request.auth.partner, slice_id=data.validated_data["slot"],
             name=patient["name"], id_number=patient["id_number"], mobile=patient["mobile"])
         booking = _own_bookings(request, self.hospital).get(pk=booking.pk)
@@ -590,8 +576,8 @@ class BookingCancelView(PartnerAPIView):
         booking = _own_bookings(request, self.hospital).filter(pk=pk).first()
         if booking is None:
             raise exceptions.NotFound()
-        booking_svc.booking_cancel(booking=booking, actor=booking.account, source="api",
-                                   reason=data.validated_data["reason"])
+        booking_services.booking_cancel(booking=booking, actor=booking.account, source="api",
+                                        reason=data.validated_data["reason"])
         booking = _own_bookings(request, self.hospital).get(pk=pk)
         return Response(BookingOut(booking).data)
 

@@ -2,10 +2,11 @@
 confirm for a family member → pay → the booking with its queue number; My bookings, cancel,
 waitlist (候补).
 
-Thin, as everywhere: parse, call a selector or a service of `registration.booking`, render.
-Every rule lives in the service; a refused booking (a `BookingError`) is shown on the page it
-came from with HTTP 409 and changes nothing; input that names no slice, member or date we know
-is a 400. Patients only ever reach their own bookings, members and waitlist entries (404).
+Thin, as everywhere: parse, call a selector or a service of `registration.services`, render.
+Every rule lives in the services (`services.rules`); a refused booking (a `BookingError`) is
+shown on the page it came from with HTTP 409 and changes nothing; input that names no slice,
+member or date we know is a 400. Patients only ever reach their own bookings, members and
+waitlist entries (404).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from payments.models import Order, Refund
 from payments.money import fen_to_yuan
 from portal.accounts.models import FamilyMember
 
-from . import booking as svc
-from .models import Booking, Department, Doctor, Schedule, TimeSlice, TitleFee, WaitlistEntry
+from .errors import BookingError
+from .models import Booking, Department, Doctor, Schedule, TimeSlice, WaitlistEntry
 from .selectors import (
     DayAvailability,
     bookings_for_account,
@@ -36,9 +37,19 @@ from .selectors import (
     doctor_day,
     doctors_with_availability,
 )
-
-# Patients are asked to arrive this long before their slice starts (to register at the desk).
-ARRIVE_BEFORE = timedelta(minutes=30)
+from .services import booking as booking_services
+from .services import waitlist as waitlist_services
+from .services.rules import (
+    SliceState,
+    arrival_window,
+    cancel_deadline,
+    cancel_open_online,
+    check_bookable,
+    doctor_fee_fen,
+    release_moment,
+    slice_state,
+    title_fees,
+)
 
 CONFLICT = 409  # a rule refused the request: the page says which, nothing changed
 BAD_REQUEST = 400
@@ -69,19 +80,6 @@ def _own_member(request: HttpRequest, raw) -> FamilyMember | None:
 
 def _own_booking(request: HttpRequest, pk: int) -> Booking:
     return get_object_or_404(bookings_for_account(request.user), pk=pk)
-
-
-def _title_fees() -> dict[str, int]:
-    """Fee of each title, in one query (the per-doctor service helper would ask per doctor)."""
-    fees = dict(svc.DEFAULT_TITLE_FEES)
-    fees.update(TitleFee.objects.values_list("title", "fee_fen"))
-    return fees
-
-
-def _doctor_fee(doctor: Doctor, fees: dict[str, int]) -> int:
-    if doctor.fee_override_fen is not None:
-        return doctor.fee_override_fen
-    return fees.get(doctor.title, 0)
 
 
 # At least a week is shown, days not yet released included (with when they open).
@@ -153,11 +151,11 @@ def department_detail(request: HttpRequest, code: str) -> HttpResponse:
                                             days=_availability_days(request),
                                             today=timezone.localdate())
     now = timezone.now()
-    opens = {day: svc.release_moment(day) for day in dates}
-    fees = _title_fees()
+    opens = {day: release_moment(day) for day in dates}
+    fees = title_fees()  # one query, not one per doctor
     doctors = []
     for row in rows:
-        default = _doctor_fee(row.doctor, fees)
+        default = doctor_fee_fen(row.doctor, fees=fees)
         doctors.append(DoctorRow(
             doctor=row.doctor,
             fee_min_fen=default if row.fee_min_fen is None else row.fee_min_fen,
@@ -175,6 +173,12 @@ class SliceRow:
     state: str  # "open" | "full" | "past" | "not_open" | "stopped"
 
 
+# The page's names (data-state, templates) of rules.SliceState.
+_PAGE_STATE = {SliceState.BOOKABLE: "open", SliceState.SOLD_OUT: "full",
+               SliceState.PAST: "past", SliceState.NOT_RELEASED: "not_open",
+               SliceState.STOPPED: "stopped"}
+
+
 @dataclass
 class SessionRow:
     schedule: Schedule
@@ -187,17 +191,11 @@ class SessionRow:
 def _session_rows(schedules: list[Schedule], *, opens_at: datetime, now: datetime) -> list:
     sessions = []
     for schedule in schedules:
-        stopped = schedule.status != Schedule.Status.OPEN
         rows, ahead = [], []
         for s in schedule.slices.all():
-            if stopped:
-                state = "stopped"
-            elif s.start <= now:
-                state = "past"
-            elif now < opens_at:
-                state = "not_open"
-            else:
-                state = "open" if s.remaining > 0 else "full"
+            state = _PAGE_STATE[slice_state(
+                schedule_status=schedule.status, day=schedule.date, start=s.start,
+                booked=s.booked, capacity=s.capacity, now=now, opens_at=opens_at)]
             if state in ("open", "full"):
                 ahead.append(s)
             rows.append(SliceRow(s, state))
@@ -210,7 +208,7 @@ def _session_rows(schedules: list[Schedule], *, opens_at: datetime, now: datetim
 def _doctor_day_page(request: HttpRequest, doctor: Doctor, day: date, *, error: str = "",
                      status: int = 200) -> HttpResponse:
     now = timezone.now()
-    opens_at = svc.release_moment(day)
+    opens_at = release_moment(day)
     sessions = _session_rows(doctor_day(doctor=doctor, day=day), opens_at=opens_at, now=now)
     members = (list(request.user.family_members.all())
                if request.user.is_authenticated else [])
@@ -249,8 +247,8 @@ def _confirm_page(request: HttpRequest, slice_: TimeSlice, *, error: str = "",
     if not error:
         # Say so before the patient chooses, not only after they press confirm.
         try:
-            svc.check_bookable(slice_)
-        except svc.BookingError as exc:
+            check_bookable(slice_)
+        except BookingError as exc:
             notice = exc.message
         else:
             if slice_.remaining <= 0:
@@ -262,7 +260,7 @@ def _confirm_page(request: HttpRequest, slice_: TimeSlice, *, error: str = "",
         "slice": slice_, "schedule": schedule, "doctor": schedule.doctor,
         "department": schedule.doctor.department, "members": members, "chosen": chosen,
         "error": error, "notice": notice,
-        "arrive_from": slice_.start - ARRIVE_BEFORE,
+        "arrive_from": arrival_window(slice_.start)[0],
     }, status=status)
 
 
@@ -292,9 +290,10 @@ def booking_new(request: HttpRequest) -> HttpResponse:
         return _confirm_page(request, slice_, status=BAD_REQUEST,
                              error=_("Choose one of your family members for this appointment."))
     try:
-        booking = svc.booking_hold(slice_id=slice_.pk, family_member=member,
-                                   account=request.user, source="web", time_slice=slice_)
-    except svc.BookingError as exc:
+        booking = booking_services.booking_hold(
+            slice_id=slice_.pk, family_member=member, account=request.user, source="web",
+            time_slice=slice_)
+    except BookingError as exc:
         if slice_.booked < slice_.capacity:  # refused after this read: show the count now
             slice_.refresh_from_db(fields=["booked"])
         return _confirm_page(request, slice_, error=exc.message, chosen=member.pk,
@@ -327,15 +326,16 @@ def booking_list(request: HttpRequest) -> HttpResponse:
 
 def _booking_context(booking: Booking) -> dict:
     now = timezone.now()
-    deadline = svc.cancel_deadline(booking.date)
+    deadline = cancel_deadline(booking.date)
+    arrive_from, arrive_until = arrival_window(booking.slice.start)
     cancellable = booking.status in (Booking.Status.HELD, Booking.Status.CONFIRMED)
     refunds = list(booking.order.refunds.order_by("created_at")) if booking.order_id else []
     return {
         "booking": booking, "doctor": booking.doctor, "department": booking.doctor.department,
         "member": booking.family_member, "order": booking.order, "refunds": refunds,
-        "arrive_from": booking.slice.start - ARRIVE_BEFORE, "arrive_until": booking.slice.start,
+        "arrive_from": arrive_from, "arrive_until": arrive_until,
         "cancel_deadline": deadline, "cancellable": cancellable,
-        "cancel_open": svc.cancel_open_online(booking, now=now),
+        "cancel_open": cancel_open_online(booking, now=now),
         "pay_open": booking.status == Booking.Status.HELD and booking.order_id is not None
         and booking.order.status == Order.Status.CREATED,
     }
@@ -356,8 +356,8 @@ def booking_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "GET":
         return render(request, "registration/booking_cancel.html", _booking_context(booking))
     try:
-        svc.booking_cancel(booking=booking, actor=request.user, source="patient")
-    except svc.BookingError as exc:
+        booking_services.booking_cancel(booking=booking, actor=request.user, source="patient")
+    except BookingError as exc:
         booking = _own_booking(request, pk)
         return render(request, "registration/booking_cancel.html",
                       {**_booking_context(booking), "error": exc.message}, status=CONFLICT)
@@ -384,8 +384,9 @@ def waitlist_join_view(request: HttpRequest, pk: int) -> HttpResponse:
         return _doctor_day_page(request, schedule.doctor, schedule.date, status=BAD_REQUEST,
                                 error=_("Choose one of your family members for the waitlist."))
     try:
-        svc.waitlist_join(schedule=schedule, family_member=member, account=request.user)
-    except svc.BookingError as exc:
+        waitlist_services.waitlist_join(schedule=schedule, family_member=member,
+                                        account=request.user)
+    except BookingError as exc:
         return _doctor_day_page(request, schedule.doctor, schedule.date, error=exc.message,
                                 status=CONFLICT)
     messages.success(request, _("%(name)s is on the waitlist. If a place comes free it is held "
@@ -397,6 +398,6 @@ def waitlist_join_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def waitlist_leave_view(request: HttpRequest, pk: int) -> HttpResponse:
     entry = get_object_or_404(WaitlistEntry, pk=pk, account=request.user)
-    svc.waitlist_leave(entry=entry, account=request.user)
+    waitlist_services.waitlist_leave(entry=entry, account=request.user)
     messages.success(request, _("You have left the waitlist."))
     return redirect(reverse("registration:bookings") + "#waitlist")
