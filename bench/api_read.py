@@ -75,8 +75,8 @@ def seed(args) -> tuple[list[str], str]:
 
     from portal.partners.models import Partner
     from portal.partners.services import api_key_create, grant_create
-    from registration.booking import schedule_create
     from registration.models import Department, Doctor
+    from registration.services.schedules import schedule_create
     from tenants.services import hospital_provision
 
     codes = []

@@ -12,7 +12,7 @@ What it does, in one run:
    through ``tenants.services.hospital_provision``. The database is dropped again at the end.
 2. Seeds 300 doctors x 30 days (``--quick``: 60 x 10) with set-based SQL: two sessions a day
    (08:00-12:00 and 14:00-17:30 local time, 30-minute slices of 5 places, the shape
-   ``registration.booking.slices_create`` makes; checked against it on one schedule), paid at
+   ``registration.services.schedules.slices_create`` makes; checked against it on one schedule), paid at
    the doctor's title fee, plus one hot slice of 100 places made by ``slices_create`` itself.
    Patients are bulk-created (an account, a "self" family member with a valid resident ID) and
    signed in by writing Django sessions directly (no password hashing, no login requests);
@@ -226,8 +226,8 @@ def seed_catalogue(args: argparse.Namespace, hospital) -> dict:
     from django.utils import timezone
     from django_tenants.utils import tenant_context
 
-    from registration.booking import slices_create
     from registration.models import Department, Doctor, Schedule, TimeSlice
+    from registration.services.schedules import slices_create
 
     with tenant_context(hospital):
         today = timezone.localdate(timezone=zoneinfo.ZoneInfo(TZ))

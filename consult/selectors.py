@@ -45,14 +45,14 @@ def online_departments():
 def workbench(doctor) -> dict:
     """A doctor's day: waiting consultations by deadline (theirs, and unclaimed ones of their
     department), active ones, and today's booked patients with their check-in status."""
-    from registration.booking import _tz
     from registration.models import Booking
+    from tenants.models import hospital_tz
 
     mine_or_department = Q(doctor=doctor)
     if DoctorConsultProfile.objects.filter(doctor=doctor, is_enabled=True).exists():
         mine_or_department |= Q(doctor__isnull=True, department_id=doctor.department_id)
     base = Consultation.objects.select_related("family_member", "triage", "department")
-    today = timezone.localtime(timezone.now(), _tz()).date()
+    today = timezone.localtime(timezone.now(), hospital_tz()).date()
     return {
         "waiting": list(base.filter(mine_or_department, status=Consultation.Status.WAITING)
                         .order_by("deadline_at")),

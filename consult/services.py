@@ -26,7 +26,7 @@ from payments import services as payments
 from payments.models import Order
 from portal.accounts.models import StaffMembership
 from portal.errors import DomainError
-from registration.services import patient_card_for
+from registration.services.patients import patient_card_for
 
 from . import triage as engine
 from .defaults import snapshot

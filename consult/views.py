@@ -286,16 +286,17 @@ def workbench(request: HttpRequest) -> HttpResponse:
 @require_POST
 def workbench_check_in(request: HttpRequest, pk: int) -> HttpResponse:
     """The doctor checks in one of today's booked patients of their own."""
-    from registration import booking as booking_svc
+    from registration.errors import BookingError
     from registration.models import Booking
+    from registration.services import booking as booking_services
 
     doctor = services.doctor_for_user(request.user)
     if doctor is None:
         raise Http404
     booking = get_object_or_404(Booking, pk=pk, doctor=doctor)
     try:
-        booking_svc.booking_check_in(booking=booking, actor=request.user)
-    except booking_svc.BookingError as exc:
+        booking_services.booking_check_in(booking=booking, actor=request.user)
+    except BookingError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("%(name)s is checked in.") % {

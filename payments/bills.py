@@ -266,7 +266,7 @@ def clinic_bill_create_for_partner(*, partner, name: str, id_number: str, mobile
     partner is remembered as its author — one transaction."""
     from portal.partners.models import PartnerRecord
     from portal.partners.services import patient_resolve, record_object
-    from registration.services import patient_card_for
+    from registration.services.patients import patient_card_for
 
     if not items:
         raise BillNotEditable(_("A bill needs at least one item."))

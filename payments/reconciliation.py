@@ -20,9 +20,8 @@ import csv
 import hashlib
 import io
 import logging
-import zoneinfo
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from django.db import DataError, connection, transaction
 from django.utils import timezone
@@ -30,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from portal.errors import DomainError
+from tenants.models import hospital_tz
 
 from .models import Discrepancy, Order, ReconciliationRun
 from .providers.base import PaymentProvider, ProviderError, StatementLine, StatementMalformed
@@ -80,8 +80,7 @@ class _CsvStream(io.RawIOBase):
         return chunk
 
 
-def _window(day: date, tz_name: str) -> tuple[datetime, datetime]:
-    tz = zoneinfo.ZoneInfo(tz_name)
+def _window(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time.min, tzinfo=tz)
     return start, start + timedelta(days=1)
 
@@ -155,8 +154,7 @@ def reconcile_day(*, day: date, provider: PaymentProvider | None = None, actor=N
     from . import services
 
     provider = provider or services.provider_for()
-    tz_name = getattr(connection.tenant, "time_zone", None) or "Asia/Shanghai"
-    start, end = _window(day, tz_name)
+    start, end = _window(day, hospital_tz())
     run = ReconciliationRun.objects.create(day=day, provider=provider.name, started_by=actor)
     params = {"run": run.pk, "provider": provider.name, "start": start, "end": end}
     try:
@@ -314,7 +312,7 @@ def discrepancy_resolve_manually(*, discrepancy: Discrepancy, note: str, by) -> 
 
 def reconcile_yesterday() -> ReconciliationRun:
     """The nightly job: reconcile the day that just ended in the hospital's time zone."""
-    tz = zoneinfo.ZoneInfo(getattr(connection.tenant, "time_zone", None) or "Asia/Shanghai")
+    tz = hospital_tz()
     yesterday = timezone.now().astimezone(tz).date() - timedelta(days=1)
     done = ReconciliationRun.objects.filter(day=yesterday, status=ReconciliationRun.Status.DONE)
     if done.exists():  # beat fired twice, or a retry after success

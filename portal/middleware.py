@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import zoneinfo
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -30,7 +29,7 @@ class CachedTenantMiddleware(TenantMainMiddleware):
         response = super().process_request(request)
         tenant = getattr(request, "tenant", None)
         if tenant is not None and not tenant.is_public:
-            timezone.activate(zoneinfo.ZoneInfo(tenant.time_zone))
+            timezone.activate(tenant.tz)
         else:
             timezone.deactivate()
         return response

@@ -14,7 +14,7 @@ from django_tenants.utils import get_public_schema_name, schema_exists, tenant_c
 
 from payments.services import payment_settings_seed
 from portal.errors import DomainError
-from registration.services import departments_seed_defaults, title_fees_seed_defaults
+from registration.services.seeding import departments_seed_defaults, title_fees_seed_defaults
 
 from .models import Domain, Hospital, validate_hospital_code
 

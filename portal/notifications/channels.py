@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-import zoneinfo
 
 from django.conf import settings
 from django.core import mail
@@ -107,7 +106,9 @@ def send_messaging_app(*, event, deliveries, users, messages) -> None:
         .values_list("user_id", "openid"))
     template_id = app.template_for(event.kind)
     hospital = event.hospital
-    tz = zoneinfo.ZoneInfo(hospital.time_zone if hospital else settings.TIME_ZONE)
+    from tenants.models import hospital_tz
+
+    tz = hospital_tz(hospital)  # no hospital: the active schema's, else the platform's default
     when = timezone.localtime(event.created_at, tz).strftime("%Y-%m-%d %H:%M")
     url = _message_link(event)
 

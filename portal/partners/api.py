@@ -10,7 +10,6 @@ the same view serves `/api/v1/...` with the hospital implied by the host.
 from __future__ import annotations
 
 import copy
-import zoneinfo
 
 from django.db import connection
 from django.utils import timezone, translation
@@ -179,7 +178,7 @@ class PartnerAPIMixin:
             hospital = copy.copy(hospital)
             connection.set_tenant(hospital)
             self._switched = True
-            timezone.activate(zoneinfo.ZoneInfo(hospital.time_zone))
+            timezone.activate(hospital.tz)
             return hospital
         granted = auth_cache.get(("grant", partner_id, tenant.pk))
         if granted is None:

@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from urllib.parse import urlencode
 
-from django.db.models import F, Q
+from django.db.models import Q
 from django.urls import path, re_path
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -111,9 +111,10 @@ def _offset() -> str:
 
 
 def slot_status(slice_) -> str:
-    from registration.api import slot_status as api_status
+    """FHIR's Slot.status: free when bookable now, else busy (registration's one rule)."""
+    from registration.services.rules import SliceState, time_slice_state
 
-    return "free" if api_status(slice_) == "free" else "busy"
+    return "free" if time_slice_state(slice_) == SliceState.BOOKABLE else "busy"
 
 
 def slot_resource(slice_) -> dict:
@@ -298,11 +299,10 @@ class SlotSearch(FhirView):
                 request.GET["service-type"]))
         status = request.GET.get("status")
         if status is not None:
-            from registration.api import _latest_open_day
+            from registration.services.rules import bookable_slices_q
 
             # free = bookable now (the Slot resource's status uses the same rule)
-            free = Q(schedule__status="open", booked__lt=F("capacity"), start__gt=timezone.now(),
-                     schedule__date__lte=_latest_open_day(self.hospital))
+            free = bookable_slices_q()
             if status == "free":
                 qs = qs.filter(free)
             elif status == "busy":

@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.browser]
 @pytest.fixture
 def two_members_and_a_slice(committed_db):
     from registration.booking import booking_hold
+
     from registration.models import TimeSlice
     from tenants.models import Hospital
 

@@ -258,6 +258,7 @@ def _local(day, hour):
 
 def test_reminder_the_day_before_from_the_reminder_hour_once(hospital_a, settings):
     from registration.booking import bookings_remind_tomorrow
+
     from registration.models import Booking
 
     settings.REMINDER_HOUR = 19

@@ -59,7 +59,7 @@ class Command(BaseCommand):
         from payments.bills import clinic_bill_open, clinic_bill_set_items
         from payments.models import ClinicBill
         from registration.models import Department
-        from registration.services import patient_card_for
+        from registration.services.patients import patient_card_for
 
         hospital = Hospital.objects.get(code=demo.HOSPITALS[0]["code"])
         with tenant_context(hospital):
@@ -81,8 +81,8 @@ class Command(BaseCommand):
 
         from django_tenants.utils import tenant_context
 
-        from registration.booking import schedules_generate
         from registration.models import Department, Doctor, ScheduleTemplate
+        from registration.services.schedules import schedules_generate
 
         with tenant_context(hospital):
             for code, location in demo.DEPARTMENT_LOCATIONS.items():
