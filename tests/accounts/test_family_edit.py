@@ -83,7 +83,7 @@ def test_family_edit_mobile_number_masked_too(patient):
 
 
 def _with_card(hospital, patient):
-    from registration.services import patient_card_for
+    from registration.services.patients import patient_card_for
     from tests.conftest import in_schema
 
     member = _member(patient)
@@ -135,8 +135,8 @@ def test_family_edit_service_refuses_identity_change_after_a_booking(hospital_b,
     from django.core.exceptions import ValidationError
 
     from portal.accounts.services import family_member_update
-    from registration import booking as svc
     from registration.models import TimeSlice
+    from registration.services import booking as svc
     from tests.conftest import in_schema
     from tests.registration.conftest import make_session
 
@@ -156,7 +156,7 @@ def test_family_edit_service_refuses_identity_change_after_a_booking(hospital_b,
 
 def test_family_edit_records_check_changes_nothing(hospital_a, patient):
     from portal.accounts.services import family_member_has_records
-    from registration.services import patient_card_for
+    from registration.services.patients import patient_card_for
     from tests.conftest import in_schema
 
     member = _member(patient)

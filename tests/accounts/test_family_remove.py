@@ -12,7 +12,7 @@ import pytest
 
 from portal.accounts.models import FamilyMember
 from portal.accounts.services import family_member_add
-from registration.services import patient_card_for
+from registration.services.patients import patient_card_for
 from tests.conftest import HOSPITAL_A, HOSPITAL_B, PLATFORM_HOST, host_client, in_schema
 from tests.registration.conftest import valid_id
 

@@ -129,8 +129,8 @@ def test_conversation_polling_returns_new_messages_and_status(hospital_a, alpha_
 
 
 def test_workbench_for_doctors_only_waiting_by_deadline_and_todays_patients(hospital_a, client_a):
-    from registration import booking as booking_svc
     from registration.models import Schedule, TimeSlice
+    from registration.services import booking as booking_svc
     from tests.registration.conftest import make_patient as make_booking_patient
 
     user1, member1 = make_patient("先到期")
@@ -175,8 +175,8 @@ def test_admin_shows_quality_per_doctor_and_department(hospital_a, admin_a):
 
 
 def test_workbench_doctor_checks_in_own_patients_only(hospital_a):
-    from registration import booking as booking_svc
     from registration.models import Booking, Schedule, TimeSlice
+    from registration.services import booking as booking_svc
     from tests.registration.conftest import make_patient as make_booking_patient
 
     with in_schema(hospital_a):

@@ -135,7 +135,7 @@ def test_record_in_admin_is_read_through_the_gate_and_never_across_hospitals(
 def test_record_created_in_admin_flags_items_and_notifies(hospital_a, admin_a):
     user, member = make_patient("后台录入")
     with in_schema(hospital_a):
-        from registration.services import patient_card_for
+        from registration.services.patients import patient_card_for
 
         card = patient_card_for(family_member=member)
     client = host_client("alpha.localhost", admin_a)
@@ -155,7 +155,7 @@ def test_record_created_in_admin_flags_items_and_notifies(hospital_a, admin_a):
 
 
 def test_report_create_by_medical_record_number_for_partners(hospital_a):
-    from registration.services import patient_card_for
+    from registration.services.patients import patient_card_for
 
     user, member = make_patient("病历号")
     with in_schema(hospital_a):

@@ -24,8 +24,7 @@ pytestmark = [pytest.mark.browser]
 def bookable_session(committed_db):
     """Committed (the web server is another process): a patient with a family member, and a
     cardiologist at alpha with a morning session and a fee of ¥20."""
-    from registration.booking import cancel_deadline
-
+    from registration.services.rules import cancel_deadline
     from tenants.models import Hospital
 
     user, member = make_patient("韩美丽")

@@ -21,8 +21,9 @@ def stopped_clinic(committed_db):
     (the live site has no worker)."""
     from portal.notifications.models import InboxMessage
     from portal.notifications.services import outbox_deliver_now
-    from registration import booking as svc
     from registration.models import Booking, TimeSlice
+    from registration.services import booking as svc
+    from registration.services import schedules as schedules_services
     from tenants.models import Hospital
 
     hospital = Hospital.objects.get(code="alpha")
@@ -33,7 +34,7 @@ def stopped_clinic(committed_db):
         slice_ = TimeSlice.objects.filter(schedule=schedule).order_by("start").first()
         booking = svc.booking_hold(slice_id=slice_.pk, family_member=member, account=user)
         assert Booking.objects.get(pk=booking.pk).status == Booking.Status.CONFIRMED
-        assert svc.schedule_stop(schedule=schedule, reason=REASON, actor=staff) == 1
+        assert schedules_services.schedule_stop(schedule=schedule, reason=REASON, actor=staff) == 1
     connection.set_schema_to_public()
     outbox_deliver_now()
     stop = InboxMessage.objects.get(user=user, kind="schedule_stopped")

@@ -22,9 +22,8 @@ pytestmark = [pytest.mark.browser]
 
 @pytest.fixture
 def two_members_and_a_slice(committed_db):
-    from registration.booking import booking_hold
-
     from registration.models import TimeSlice
+    from registration.services.booking import booking_hold
     from tenants.models import Hospital
 
     user, _ = make_patient("欧阳明月")

@@ -15,7 +15,7 @@ def unpaid_bill(committed_db):
     """Committed (the web server is another process): a patient, a card at alpha, a bill."""
     from payments import bills
     from portal.accounts.services import family_member_add
-    from registration.services import patient_card_for
+    from registration.services.patients import patient_card_for
     from tenants.models import Hospital
 
     if True:  # committed: the web server is another process

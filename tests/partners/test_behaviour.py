@@ -68,8 +68,8 @@ def test_idempotent_post_without_key_runs_each_time(hospital_a, api_a, slot_a):
 
 def test_idempotent_concurrent_requests_execute_once(committed_db, monkeypatch):
     """Two threads send the same key at once: one books, the other gets the same answer."""
-    from registration import services
     from registration.models import TimeSlice
+    from registration.services import partner as services
     from tenants.models import Hospital
     from tests.registration.conftest import make_session
 

@@ -195,7 +195,7 @@ def test_webhooks_partner_endpoint_gets_own_bookings_only(hospital_a, partner_a,
     hospital_ep = WebhookEndpoint.objects.create(hospital=hospital_a, partner=other_partner,
                                                  url="https://h.example/", events=["*"])
     ours = api_a.post("bookings/", {"slot": slot_a[2].pk, "patient": patient_body()}).json()
-    from registration import booking as svc
+    from registration.services import booking as svc
     from tests.registration.conftest import make_patient
 
     user, member = make_patient()

@@ -86,7 +86,7 @@ def test_fhir_slot_search_by_start_status_service_type(hospital_a, fhir_a, slot_
 
 
 def test_fhir_appointments_are_own_bookings_only(hospital_a, fhir_a, api_a, slot_a):
-    from registration import booking as svc
+    from registration.services import booking as svc
     from tests.registration.conftest import make_patient
 
     ours = api_a.post("bookings/", {"slot": slot_a[2].pk, "patient": patient_body()}).json()

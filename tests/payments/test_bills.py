@@ -5,7 +5,7 @@ import pytest
 from payments import bills
 from payments.models import ClinicBill, Order
 from portal.accounts.services import family_member_add
-from registration.services import patient_card_for
+from registration.services.patients import patient_card_for
 from tests.conftest import host_client, in_schema, make_staff
 from tests.payments.test_callbacks import _deliver
 

@@ -63,8 +63,8 @@ def test_admin_labels_django_strings_missing_from_its_catalogue(hospital_a, admi
 
 
 def test_admin_labels_booking_list_and_page_name_the_doctor_and_source(hospital_a, registrar_a):
-    from registration import booking as svc
     from registration.models import TimeSlice
+    from registration.services import booking as svc
     from tests.conftest import in_schema
     from tests.registration.conftest import make_patient, make_session
 
@@ -84,8 +84,9 @@ def test_admin_labels_booking_list_and_page_name_the_doctor_and_source(hospital_
 
 
 def test_admin_labels_doctor_rank_is_zhicheng_and_waitlist_in_words(hospital_a, admin_a):
-    from registration import booking as svc
     from registration.models import TimeSlice
+    from registration.services import booking as svc
+    from registration.services import waitlist as waitlist_services
     from tests.conftest import in_schema
     from tests.registration.conftest import make_patient, make_session
 
@@ -95,7 +96,7 @@ def test_admin_labels_doctor_rank_is_zhicheng_and_waitlist_in_words(hospital_a, 
         u2, m2 = make_patient("后补")
         svc.booking_hold(slice_id=TimeSlice.objects.get(schedule=schedule).pk,
                          family_member=m1, account=u1)
-        svc.waitlist_join(schedule=schedule, family_member=m2, account=u2)
+        waitlist_services.waitlist_join(schedule=schedule, family_member=m2, account=u2)
     client = host_client("alpha.localhost", admin_a)
     doctor_add = client.get("/admin/registration/doctor/add/").content.decode()
     assert "职称:" in doctor_add and "标题:" not in doctor_add

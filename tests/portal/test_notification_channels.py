@@ -239,8 +239,8 @@ def test_template_admin_per_hospital_rejects_unknown_placeholders(hospital_a, ho
 
 
 def _confirmed_booking(day, *, location="门诊楼 2 层 B 区"):
-    from registration import booking as svc
     from registration.models import Department, TimeSlice
+    from registration.services import booking as svc
     from tests.registration.conftest import make_patient, make_session
 
     Department.objects.filter(code="cardiology").update(location=location)
@@ -257,9 +257,8 @@ def _local(day, hour):
 
 
 def test_reminder_the_day_before_from_the_reminder_hour_once(hospital_a, settings):
-    from registration.booking import bookings_remind_tomorrow
-
     from registration.models import Booking
+    from registration.services.reminders import bookings_remind_tomorrow
 
     settings.REMINDER_HOUR = 19
     today = timezone.localdate()
@@ -283,7 +282,7 @@ def test_reminder_the_day_before_from_the_reminder_hour_once(hospital_a, setting
 
 
 def test_reminder_in_english(hospital_a):
-    from registration.booking import bookings_remind_tomorrow
+    from registration.services.reminders import bookings_remind_tomorrow
 
     today = timezone.localdate()
     with in_schema(hospital_a):

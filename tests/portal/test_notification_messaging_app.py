@@ -359,8 +359,8 @@ def _bound(name: str):
 
 @pytest.mark.worker
 def test_messaging_app_booking_confirmed_through_a_real_worker(committed_db, worker_world):
-    from registration import booking as svc
     from registration.models import TimeSlice
+    from registration.services import booking as svc
     from tenants.models import Hospital
     from tests.registration.conftest import make_patient, make_session
 

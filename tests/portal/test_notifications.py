@@ -81,8 +81,8 @@ def test_money_and_booking_events_reach_the_inbox(sandbox, catcher, hospital_a, 
 
     from payments import services as pay
     from payments.providers.base import Notice
-    from registration import booking as svc
     from registration.models import TimeSlice
+    from registration.services import booking as svc
     from tests.conftest import in_schema
     from tests.registration.conftest import make_patient, make_session
 

@@ -95,8 +95,8 @@ def test_notification_survives_redis_down(committed_db, tmp_path, settings, poin
         with in_schema(hospital):
             _, schedule = make_session(fee=0, name="通知医生")
             user, member = make_patient("收通知")
-            from registration import booking as svc
             from registration.models import Booking, TimeSlice
+            from registration.services import booking as svc
 
             slice_ = TimeSlice.objects.filter(schedule=schedule).first()
             booking = svc.booking_hold(slice_id=slice_.pk, family_member=member, account=user)

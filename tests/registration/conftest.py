@@ -30,9 +30,8 @@ def make_patient(name: str = "患者"):
 
 def make_session(*, day=None, fee=2000, capacity=5, slices=4, name="张医生", title="attending"):
     """A doctor (cardiology) and one morning session with `slices` slices; in the current schema."""
-    from registration.booking import slices_create
-
     from registration.models import Department, Doctor, Schedule
+    from registration.services.schedules import slices_create
 
     day = day or timezone.localdate() + timedelta(days=1)
     doctor = Doctor.objects.create(department=Department.objects.get(code="cardiology"),

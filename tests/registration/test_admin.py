@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from payments.models import Order, Refund
 from portal.accounts.models import User
-from registration import booking as svc
 from registration.models import (
     Booking,
     BookingBan,
@@ -24,7 +23,10 @@ from registration.models import (
     TimeSlice,
     TitleFee,
 )
-from registration.services import patient_card_for
+from registration.services import booking as svc
+from registration.services import schedules as schedules_services
+from registration.services.patients import patient_card_for
+from registration.services.rules import doctor_fee_fen
 from tests.conftest import host_client, in_schema, make_staff
 from tests.registration.conftest import make_patient, make_session
 
@@ -333,7 +335,7 @@ def _schedules(doctor, n: int, offset: int = 0) -> None:
     for i in range(offset, offset + n):
         s = Schedule.objects.create(doctor=doctor, date=timezone.localdate() + timedelta(days=i),
                                     period="am", fee_fen=1500)
-        svc.slices_create(schedule=s, start_time=time(8), end_time=time(10), minutes=30,
+        schedules_services.slices_create(schedule=s, start_time=time(8), end_time=time(10), minutes=30,
                           capacity=3)
 
 
@@ -444,7 +446,7 @@ def test_admin_doctor_fee_override_in_yuan(hospital_a):
     assert r.status_code == 302, r.content.decode()[:3000]
     with in_schema(hospital_a):
         doctor.refresh_from_db()
-        assert doctor.fee_override_fen == 3550 and svc.doctor_fee_fen(doctor) == 3550
+        assert doctor.fee_override_fen == 3550 and doctor_fee_fen(doctor) == 3550
         assert doctor.templates.get().weekday == 2
     listing = client.get("/admin/registration/doctor/", {"q": "特需医生"}).content.decode()
     assert "¥35.50" in listing
@@ -453,11 +455,11 @@ def test_admin_doctor_fee_override_in_yuan(hospital_a):
 
 @pytest.mark.parametrize("override, expected", [(None, 5000), (0, 0), (1234, 1234)])
 def test_admin_effective_fee_column_matches_service(hospital_a, override, expected):
-    from registration.admin import _effective_fee_fen
+    from registration.services.rules import doctor_fee_fen_expression as _effective_fee_fen
 
     with in_schema(hospital_a):
         doctor = Doctor.objects.create(department=Department.objects.get(code="cardiology"),
                                        name="费用医生", title="chief", fee_override_fen=override)
         shown = Doctor.objects.annotate(f=_effective_fee_fen()).get(pk=doctor.pk).f
-        assert shown == svc.doctor_fee_fen(doctor) == expected
+        assert shown == doctor_fee_fen(doctor) == expected
 

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from registration import booking as svc
 from registration.models import Booking, TimeSlice
+from registration.services import booking as svc
 from tests.conftest import HOSPITAL_A, host_client, in_schema
 from tests.registration.conftest import make_patient, make_session
 

@@ -12,8 +12,19 @@ from django.utils import timezone
 from payments.models import Order, Refund
 from portal.notifications.models import InboxMessage
 from portal.notifications.services import outbox_deliver_now
-from registration import booking as svc
+from registration.errors import (
+    BookingError,
+    CancelTooLate,
+    NotCancellable,
+    PatientBanned,
+    SlotSoldOut,
+    WaitlistNotAvailable,
+)
 from registration.models import Booking, BookingBan, Schedule, TimeSlice, WaitlistEntry
+from registration.services import booking as svc
+from registration.services import schedules as schedules_services
+from registration.services import waitlist as waitlist_services
+from registration.services.rules import release_moment
 from tests.conftest import in_schema
 from tests.registration.conftest import make_patient, make_session
 
@@ -114,7 +125,7 @@ def test_booking_rules_refuse_with_clear_code(hospital_a, rule):
         elif rule == "not_yours":
             account, _ = make_patient("别人")
         before = Booking.objects.count()
-        with pytest.raises(svc.BookingError) as exc:
+        with pytest.raises(BookingError) as exc:
             svc.booking_hold(slice_id=target.pk, family_member=member, account=account)
         assert exc.value.code == expected and exc.value.message
         assert Booking.objects.count() == before
@@ -124,7 +135,7 @@ def test_booking_rules_refuse_with_clear_code(hospital_a, rule):
 def test_booking_release_time_opens_last_day_of_window(hospital_a):
     with in_schema(hospital_a):
         day = timezone.localdate() + timedelta(days=7)
-        opens = svc.release_moment(day)
+        opens = release_moment(day)
         assert timezone.localtime(opens).date() == timezone.localdate()
         assert (opens.hour, opens.minute) == (8, 0)
 
@@ -136,7 +147,7 @@ def test_booking_sold_out_slice_refuses(hospital_a):
         u1, m1 = make_patient()
         u2, m2 = make_patient()
         svc.booking_hold(slice_id=s.pk, family_member=m1, account=u1)
-        with pytest.raises(svc.SlotSoldOut):
+        with pytest.raises(SlotSoldOut):
             svc.booking_hold(slice_id=s.pk, family_member=m2, account=u2)
 
 
@@ -150,7 +161,7 @@ def test_booking_hold_with_loaded_slice_refuses_full_without_queries(hospital_a)
         u2, m2 = make_patient()
         svc.booking_hold(slice_id=s.pk, family_member=m1, account=u1)
         loaded = TimeSlice.objects.select_related("schedule__doctor").get(pk=s.pk)
-        with CaptureQueriesContext(connection) as ctx, pytest.raises(svc.SlotSoldOut):
+        with CaptureQueriesContext(connection) as ctx, pytest.raises(SlotSoldOut):
             svc.booking_hold(slice_id=s.pk, family_member=m2, account=u2, time_slice=loaded)
         assert ctx.captured_queries == []  # no lock, no transaction
 
@@ -163,7 +174,7 @@ def test_booking_hold_with_stale_loaded_slice_still_decided_by_update(hospital_a
         u1, m1 = make_patient()
         u2, m2 = make_patient()
         svc.booking_hold(slice_id=s.pk, family_member=m1, account=u1)
-        with pytest.raises(svc.SlotSoldOut):
+        with pytest.raises(SlotSoldOut):
             svc.booking_hold(slice_id=s.pk, family_member=m2, account=u2, time_slice=stale)
         assert TimeSlice.objects.get(pk=s.pk).booked == 1
         assert Booking.objects.filter(slice_id=s.pk).count() == 1
@@ -179,7 +190,7 @@ def test_booking_expiry_releases_place_closes_order_and_offers_waitlist(hospital
         u1, m1 = make_patient("甲")
         u2, m2 = make_patient("乙")
         held = svc.booking_hold(slice_id=s.pk, family_member=m1, account=u1)
-        entry = svc.waitlist_join(schedule=schedule, family_member=m2, account=u2)
+        entry = waitlist_services.waitlist_join(schedule=schedule, family_member=m2, account=u2)
         Booking.objects.filter(pk=held.pk).update(hold_expires_at=timezone.now() - timedelta(1))
         assert svc.booking_expire(booking_id=held.pk) is True
         assert svc.booking_expire(booking_id=held.pk) is False  # idempotent
@@ -187,7 +198,7 @@ def test_booking_expiry_releases_place_closes_order_and_offers_waitlist(hospital
         assert held.status == Booking.Status.EXPIRED
         assert Order.objects.get(pk=held.order_id).status == Order.Status.CLOSED
         # on_commit does not fire inside the test transaction: offer explicitly
-        offered = svc.waitlist_offer_next(schedule_id=schedule.pk)
+        offered = waitlist_services.waitlist_offer_next(schedule_id=schedule.pk)
         entry.refresh_from_db()
         assert entry.status == WaitlistEntry.Status.OFFERED and entry.booking == offered
         assert offered.family_member_id == m2.pk and offered.status == Booking.Status.HELD
@@ -199,8 +210,8 @@ def test_booking_expiry_releases_place_closes_order_and_offers_waitlist(hospital
 def test_booking_waitlist_only_when_full(hospital_a, session_a):
     user, member = make_patient()
     with in_schema(hospital_a):
-        with pytest.raises(svc.WaitlistNotAvailable):
-            svc.waitlist_join(schedule=session_a[1], family_member=member, account=user)
+        with pytest.raises(WaitlistNotAvailable):
+            waitlist_services.waitlist_join(schedule=session_a[1], family_member=member, account=user)
 
 
 def test_booking_cancel_before_cutoff_closes_unpaid_order(hospital_a):
@@ -222,7 +233,7 @@ def test_booking_cancel_after_cutoff_refused(hospital_a):
         b = svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
         connection.tenant.cancel_cutoff_hour = 0  # cut-off: midnight today, already past
         try:
-            with pytest.raises(svc.CancelTooLate):
+            with pytest.raises(CancelTooLate):
                 svc.booking_cancel(booking=b, actor=user)
         finally:
             connection.tenant.cancel_cutoff_hour = 18
@@ -244,13 +255,13 @@ def test_booking_no_shows_lead_to_ban(hospital_a):
         ban = BookingBan.objects.get(family_member=member)
         assert ban.until == timezone.localdate() + timedelta(days=90)
         _, future = make_session(name="新医生")
-        with pytest.raises(svc.PatientBanned) as exc:
+        with pytest.raises(PatientBanned) as exc:
             svc.booking_hold(slice_id=_slices(future)[0].pk, family_member=member, account=user)
         assert "3" in exc.value.message
 
 
 def _card(member):
-    from registration.services import patient_card_for
+    from registration.services.patients import patient_card_for
 
     return patient_card_for(family_member=member)
 
@@ -269,11 +280,11 @@ def test_schedule_generation_is_idempotent(hospital_a):
                                         start_time=time(14), end_time=time(17),
                                         slice_minutes=60, capacity_per_slice=10)
         qs = ScheduleTemplate.objects.filter(doctor=doctor)
-        created = svc.schedules_generate(weeks=2, templates=qs)
+        created = schedules_services.schedules_generate(weeks=2, templates=qs)
         assert len(created) == 4
         assert {TimeSlice.objects.filter(schedule=s).count() for s in created} == {7, 3}
         assert created[0].fee_fen == 2000  # attending title fee
-        assert svc.schedules_generate(weeks=2, templates=qs) == []
+        assert schedules_services.schedules_generate(weeks=2, templates=qs) == []
         assert Doctor.objects.get(pk=doctor.pk).schedules.count() == 5  # 4 + the fixture's
 
 
@@ -294,12 +305,12 @@ def test_stop_clinic_cancels_refunds_and_tells_everyone(hospital_a, sandbox, cat
                     notification_id=f"stop{i}", kind="payment", out_trade_no=b.order.out_trade_no,
                     status="paid", amount_fen=2000, currency="CNY", provider_txn_id=f"TS{i}"))
         staff = users[0]
-        assert svc.schedule_stop(schedule=schedule, reason="医生临时出差", actor=staff) == 3
+        assert schedules_services.schedule_stop(schedule=schedule, reason="医生临时出差", actor=staff) == 3
         statuses = set(Booking.objects.filter(schedule=schedule).values_list("status", flat=True))
         assert statuses == {"stopped"}
         assert Refund.objects.filter(order__booking__schedule=schedule).count() == 2
         assert TimeSlice.objects.get(pk=s.pk).booked == 0
-        assert svc.schedule_stop(schedule=schedule, reason="again", actor=staff) == 0
+        assert schedules_services.schedule_stop(schedule=schedule, reason="again", actor=staff) == 0
     outbox_deliver_now()
     for i, user in enumerate(users):
         msg = InboxMessage.objects.get(user=user, kind__startswith="schedule_stopped")
@@ -326,7 +337,7 @@ def test_booking_forty_threads_race_for_ten_places(committed_db):
             try:
                 svc.booking_hold(slice_id=slice_id, family_member=member, account=user)
                 results.append("ok")
-            except svc.SlotSoldOut:
+            except SlotSoldOut:
                 results.append("sold_out")
             except Exception as exc:  # anything else is a bug
                 results.append(repr(exc))
@@ -355,13 +366,13 @@ def test_stop_clinic_keeps_checked_in_and_refuses_past_days(hospital_a):
                                                  end=timezone.now() + timedelta(hours=2))
         b = svc.booking_hold(slice_id=s.pk, family_member=seen, account=seen_user)
         svc.booking_check_in(booking=b, actor=seen_user)
-        assert svc.schedule_stop(schedule=today, reason="突发情况", actor=seen_user) == 0
+        assert schedules_services.schedule_stop(schedule=today, reason="突发情况", actor=seen_user) == 0
         assert Booking.objects.get(pk=b.pk).status == Booking.Status.CHECKED_IN
-        with pytest.raises(svc.NotCancellable):
+        with pytest.raises(NotCancellable):
             svc.booking_cancel(booking=b, actor=seen_user, source="staff")
         _, past = make_session(day=timezone.localdate() - timedelta(days=2), name="过去医生")
-        with pytest.raises(svc.BookingError) as exc:
-            svc.schedule_stop(schedule=past, reason="x", actor=seen_user)
+        with pytest.raises(BookingError) as exc:
+            schedules_services.schedule_stop(schedule=past, reason="x", actor=seen_user)
         assert exc.value.code == "schedule_over"
 
 
@@ -370,7 +381,7 @@ def test_stop_clinic_unpaid_patient_is_not_promised_a_refund(hospital_a):
         _, schedule = make_session()
         user, member = make_patient("未付")
         svc.booking_hold(slice_id=_slices(schedule)[0].pk, family_member=member, account=user)
-        svc.schedule_stop(schedule=schedule, reason="设备检修", actor=user)
+        schedules_services.schedule_stop(schedule=schedule, reason="设备检修", actor=user)
     outbox_deliver_now()
     body = InboxMessage.objects.get(user=user, kind="schedule_stopped").body
     assert "设备检修" in body and "退" not in body and "refund" not in body
@@ -407,7 +418,7 @@ def test_booking_race_with_stop_clinic_leaves_no_active_booking(committed_db):
         barrier.wait()
         try:
             svc.booking_hold(slice_id=slice_id, family_member=member, account=user)
-        except svc.BookingError:
+        except BookingError:
             pass
         finally:
             connection.close()
@@ -416,7 +427,7 @@ def test_booking_race_with_stop_clinic_leaves_no_active_booking(committed_db):
         connection.set_tenant(hospital)
         barrier.wait()
         try:
-            svc.schedule_stop(schedule=schedule, reason="竞态停诊", actor=staff)
+            schedules_services.schedule_stop(schedule=schedule, reason="竞态停诊", actor=staff)
         finally:
             connection.close()
 

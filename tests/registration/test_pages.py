@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from payments.models import Order, Refund
 from portal.middleware import domain_cache
-from registration import booking as svc
 from registration.models import (
     Booking,
     BookingBan,
@@ -29,6 +28,8 @@ from registration.models import (
     TimeSlice,
     WaitlistEntry,
 )
+from registration.services import booking as svc
+from registration.services import waitlist as waitlist_services
 from tenants.models import Hospital
 from tests.conftest import HOSPITAL_A, host_client, in_schema
 from tests.registration.conftest import make_patient, make_session
@@ -137,7 +138,7 @@ def test_pages_department_shows_remaining_full_not_yet_open_and_waitlist(hospita
 
 def test_pages_department_queries_constant_with_5_and_50_doctors(hospital_a, patient):
     def add_doctors(department, n: int, start: int) -> None:
-        from registration.booking import slices_create
+        from registration.services.schedules import slices_create
 
         for i in range(start, start + n):
             doctor = Doctor.objects.create(department=department, name=f"医生{i}",
@@ -179,7 +180,7 @@ def test_pages_department_queries_constant_with_5_and_50_doctors(hospital_a, pat
 
 def _add_session(doctor, *, day, period="pm", fee=2000, capacity=5, stopped=False):
     """Another session of `doctor` (two 30-minute slices from 14:00), stopped if asked."""
-    from registration.booking import slices_create
+    from registration.services.schedules import slices_create
 
     schedule = Schedule.objects.create(doctor=doctor, date=day, period=period, fee_fen=fee)
     slices_create(schedule=schedule, start_time=time(14), end_time=time(15), minutes=30,
@@ -499,7 +500,7 @@ def test_pages_others_bookings_are_404(hospital_a):
         _, full = make_session(day=_day(3), capacity=1, slices=1, name="满员医生")
         u2, m2 = make_patient()
         svc.booking_hold(slice_id=_slices(full)[0].pk, family_member=m2, account=u2)
-        entry = svc.waitlist_join(schedule=full, family_member=member, account=owner)
+        entry = waitlist_services.waitlist_join(schedule=full, family_member=member, account=owner)
     client = _client(stranger)
     assert client.get(f"/bookings/{booking.pk}/").status_code == 404
     assert client.get(f"/bookings/{booking.pk}/cancel/").status_code == 404

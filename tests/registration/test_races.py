@@ -13,8 +13,9 @@ from django.utils import timezone
 from payments import services as pay
 from payments.models import Order, Refund
 from payments.providers.base import Notice
-from registration import booking as svc
+from registration.errors import SlotSoldOut
 from registration.models import Booking, TimeSlice
+from registration.services import booking as svc
 from tests.registration.conftest import make_patient, make_session
 
 
@@ -70,7 +71,7 @@ def test_race_cancel_against_booking_never_loses_or_duplicates_a_place(alpha):
         def book():
             try:
                 outcome["b"] = svc.booking_hold(slice_id=slice_id, family_member=mb, account=ub)
-            except svc.SlotSoldOut:
+            except SlotSoldOut:
                 outcome["b"] = None
 
         assert _run_together(cancel, book) == []
@@ -166,7 +167,7 @@ def test_race_identity_change_against_first_booking_never_leaves_a_card_on_a_cha
     from portal.accounts.models import FamilyMember
     from portal.accounts.services import family_member_update
     from registration.models import PatientCard
-    from registration.services import patient_card_create
+    from registration.services.patients import patient_card_create
     from tests.registration.conftest import valid_id
 
     _, member = make_patient("改号患者")

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from registration import booking as svc
+from registration.services.rules import release_moment
 from tests.conftest import HOSPITAL_A, host_client, in_schema
 from tests.registration.conftest import make_patient, make_session
 
@@ -22,7 +22,7 @@ def test_release_day_last_day_of_the_window_is_listed(hospital_a):
     last = timezone.localdate() + timedelta(days=window)
     with in_schema(hospital_a):
         doctor, _ = make_session(day=last, name="放号医生")
-        opens = svc.release_moment(last)
+        opens = release_moment(last)
     user, _ = make_patient()
     client = host_client(HOSPITAL_A["domain"], user)
 

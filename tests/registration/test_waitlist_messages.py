@@ -13,8 +13,9 @@ from django.utils import timezone
 from portal.notifications.messages import render
 from portal.notifications.models import InboxMessage
 from portal.notifications.services import outbox_deliver_now
-from registration import booking as svc
 from registration.models import Booking, TimeSlice
+from registration.services import booking as svc
+from registration.services import waitlist as waitlist_services
 from tests.conftest import in_schema
 from tests.registration.conftest import make_patient, make_session
 
@@ -28,10 +29,10 @@ def _free_session_with_a_waitlisted_patient(hospital):
         u2, m2 = make_patient("候补")
         first = svc.booking_hold(slice_id=slice_.pk, family_member=m1, account=u1)
         assert first.status == Booking.Status.CONFIRMED
-        svc.waitlist_join(schedule=schedule, family_member=m2, account=u2)
+        waitlist_services.waitlist_join(schedule=schedule, family_member=m2, account=u2)
         svc.booking_cancel(booking=first, actor=u1)
         # on_commit does not fire inside the test transaction: offer explicitly
-        offered = svc.waitlist_offer_next(schedule_id=schedule.pk)
+        offered = waitlist_services.waitlist_offer_next(schedule_id=schedule.pk)
     return u1, u2, offered
 
 
