@@ -102,9 +102,9 @@ def _drive(delivery: WebhookDelivery, times: int) -> list[str | None]:
 
 
 def readme_verifier():
-    """The verification snippet of the README's "Webhooks" section, as partners copy it."""
-    text = (Path(ROOT) / "README.md").read_text()
-    section = text[text.index("## Webhooks"):]
+    """The verification snippet of docs/webhooks.md ("Signing"), as partners copy it."""
+    text = (Path(ROOT) / "docs" / "webhooks.md").read_text()
+    section = text[text.index("## Signing"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     namespace: dict = {}
     exec(code, namespace)  # noqa: S102
@@ -156,7 +156,7 @@ def test_fails_three_times_then_exactly_one_accepted_delivery(db, hospital_a, re
     assert re.fullmatch(r"v1=[0-9a-f]{64}", headers["Portal-Webhook-Signature"])
     assert abs(int(headers["Portal-Webhook-Timestamp"]) - time.time()) < 60
     assert webhooks.verify_signature(endpoint.secret, headers, body)
-    assert readme_verifier()(endpoint.secret, headers, body)  # the README's code agrees
+    assert readme_verifier()(endpoint.secret, headers, body)  # the documented code agrees
 
 
 def test_dead_after_max_attempts_then_resent_from_admin(db, hospital_a, receiver, queued,
