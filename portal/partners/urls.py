@@ -2,8 +2,11 @@
 portal/urls_hospital.py): one set of resource views, mounted under the platform's
 /api/v1/hospitals/{code}/ and under a hospital host's /api/v1/."""
 
+from django.conf import settings
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from consult import api as consult_api
 from payments import api as payments_api
@@ -26,10 +29,17 @@ class SchemaView(SpectacularAPIView):
         return super().get(request, *args, **kwargs)
 
 
+# The docs' UIs set styles from script (Swagger UI's and Redoc's own styling) and Redoc parses
+# the schema in a worker it builds from a blob: these two pages alone allow both.
+_DOCS_CSP = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+             "worker-src": [CSP.SELF, "blob:"]}
+
 docs = [
     path("api/schema/", SchemaView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/docs/", csp_override(_DOCS_CSP)(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+         name="api-docs"),
+    path("api/redoc/", csp_override(_DOCS_CSP)(SpectacularRedocView.as_view(url_name="api-schema")),
+         name="api-redoc"),
 ]
 
 public_urlpatterns = [

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
 # ----------------------------------------------------------------------------- core
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # production.py refuses it
+SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", ".localhost", "127.0.0.1"])
 
@@ -62,6 +64,7 @@ HOSPITAL_DOMAIN_SUFFIX = env.str("HOSPITAL_DOMAIN_SUFFIX", default=".localhost")
 MIDDLEWARE = [
     "portal.middleware.CachedTenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -82,6 +85,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.csp",
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
@@ -95,23 +99,27 @@ TEMPLATES = [
 WSGI_APPLICATION = "portal.wsgi.application"
 
 # ----------------------------------------------------------------------------- data stores
-DATABASES = {
-    "default": env.db_url(
-        "DATABASE_URL", default="postgres://postgres@127.0.0.1:55432/portal"
-    )
-}
-DATABASES["default"]["ENGINE"] = "portal.db"
-# Persistent connections: without them a trivial tenant page is several times slower.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# psycopg 3: parameters bound on the server, and a statement prepared there after its 5th
-# use on a connection (planning was most of PostgreSQL's time per booking). A pooler in
-# transaction mode cannot keep prepared statements: DB_PREPARE_THRESHOLD=off there.
-DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env.bool(
-    "DB_SERVER_SIDE_BINDING", default=True)
-_prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
-DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
-    None if _prepare_threshold in ("", "off", "none") else int(_prepare_threshold))
+
+
+def database_settings(url: str) -> dict:
+    """The default database from its URL, with the options every environment uses."""
+    db = environ.Env.db_url_config(url)
+    db["ENGINE"] = "portal.db"
+    # Persistent connections: without them a trivial tenant page is several times slower.
+    db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    db["CONN_HEALTH_CHECKS"] = True
+    # psycopg 3: parameters bound on the server, and a statement prepared there after its 5th
+    # use on a connection (planning was most of PostgreSQL's time per booking). A pooler in
+    # transaction mode cannot keep prepared statements: DB_PREPARE_THRESHOLD=off there.
+    options = db.setdefault("OPTIONS", {})
+    options["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
+    threshold = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
+    options["prepare_threshold"] = None if threshold in ("", "off", "none") else int(threshold)
+    return db
+
+
+DATABASES = {"default": database_settings(
+    env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:55432/portal"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:56379/0")
@@ -143,6 +151,22 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
 # One-time tickets that carry a platform login to a hospital's own host.
 SSO_TICKET_SECONDS = 60
+
+# ----------------------------------------------------------------------------- CSP
+# Enforced in every environment, so the browser tests see what production browsers see.
+# Scripts and <style> blocks of our own carry the request's nonce ({{ csp_nonce }}); nothing
+# inline runs without it. The API docs pages relax style-src (portal/partners/urls.py).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # ----------------------------------------------------------------------------- i18n
 LANGUAGE_CODE = "zh-hans"
@@ -219,6 +243,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 HEALTH_HEARTBEAT_MAX_AGE = env.int("HEALTH_HEARTBEAT_MAX_AGE", default=60)
 
 # ----------------------------------------------------------------------------- payments
+# The sandbox provider (a training mode hospitals may pick) is offered only where this allows it;
+# production turns it off unless PAYMENTS_SANDBOX_ENABLED=true.
+PAYMENTS_SANDBOX_ENABLED = env.bool("PAYMENTS_SANDBOX_ENABLED", default=True)
 # The built-in sandbox provider (payments/sandbox/server.py; `make run` starts it on 8001).
 SANDBOX_PAY_URL = env.str("SANDBOX_PAY_URL", default="http://127.0.0.1:8001")
 SANDBOX_PAY_MASTER_SECRET = env.str("SANDBOX_PAY_MASTER_SECRET",
@@ -242,18 +269,26 @@ MESSAGING_APP_TEMPLATES = env.dict("MESSAGING_APP_TEMPLATES", default={})
 # Email (Django's MAILERS, filled from the environment). Production: EMAIL_BACKEND=smtp and
 # EMAIL_HOST / EMAIL_PORT (and EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS). Locally,
 # and under `make run`, the default "console" backend prints each email on the worker's output.
-_EMAIL_BACKENDS = {"smtp": "django.core.mail.backends.smtp.EmailBackend",
-                   "console": "django.core.mail.backends.console.EmailBackend"}
-_EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="console")
-MAILERS = {"default": {"BACKEND": _EMAIL_BACKENDS.get(_EMAIL_BACKEND, _EMAIL_BACKEND)}}
-if MAILERS["default"]["BACKEND"] == _EMAIL_BACKENDS["smtp"]:
-    MAILERS["default"]["OPTIONS"] = {
-        "host": env.str("EMAIL_HOST", default="localhost"),
-        "port": env.int("EMAIL_PORT", default=25),
-        "username": env.str("EMAIL_HOST_USER", default=""),
-        "password": env.str("EMAIL_HOST_PASSWORD", default=""),
-        "use_tls": env.bool("EMAIL_USE_TLS", default=False),
-        "timeout": env.int("EMAIL_TIMEOUT", default=10)}
+
+
+def email_settings() -> dict:
+    """Django's MAILERS from EMAIL_BACKEND ("smtp", "console" or a dotted backend path)."""
+    backends = {"smtp": "django.core.mail.backends.smtp.EmailBackend",
+                "console": "django.core.mail.backends.console.EmailBackend"}
+    name = env.str("EMAIL_BACKEND", default="console")
+    mailers = {"default": {"BACKEND": backends.get(name, name)}}
+    if mailers["default"]["BACKEND"] == backends["smtp"]:
+        mailers["default"]["OPTIONS"] = {
+            "host": env.str("EMAIL_HOST", default="localhost"),
+            "port": env.int("EMAIL_PORT", default=25),
+            "username": env.str("EMAIL_HOST_USER", default=""),
+            "password": env.str("EMAIL_HOST_PASSWORD", default=""),
+            "use_tls": env.bool("EMAIL_USE_TLS", default=False),
+            "timeout": env.int("EMAIL_TIMEOUT", default=10)}
+    return mailers
+
+
+MAILERS = email_settings()
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@portal.localhost")
 # Message-IDs of notification emails end in @NOTIFY_EMAIL_DOMAIN.
 NOTIFY_EMAIL_DOMAIN = env.str("NOTIFY_EMAIL_DOMAIN", default="notify.portal.localhost")

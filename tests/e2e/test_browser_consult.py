@@ -29,14 +29,18 @@ def browser(live_site):
         b = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run", "--disable-sync"])
+        b.csp_blocked = []
         yield b
         b.close()
+        assert not b.csp_blocked, f"blocked by the Content-Security-Policy: {b.csp_blocked}"
 
 
 def _phone_page(browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(20_000)
+    page.on("console", lambda msg: browser.csp_blocked.append(msg.text)
+            if "Content Security Policy" in msg.text else None)
     return page
 
 
