@@ -21,7 +21,7 @@ What it does, in one run:
    gunicorn with ``portal.settings.production`` (DEBUG off, CONN_MAX_AGE 60, SECRET_KEY /
    ALLOWED_HOSTS / PLATFORM_URL from the environment) plus a temporary STATIC_ROOT for
    collectstatic, and the production gunicorn config ``portal/gunicorn_conf.py`` (what the
-   README's deployment section runs: gthread, one worker per core x 4 threads, so 2 x 4 here,
+   docs/operations.md's deployment section runs: gthread, one worker per core x 4 threads, so 2 x 4 here,
    on cores shared with PostgreSQL and the load generator); ``--workers`` / ``--threads``
    override it to compare.
 4. Load: 50 concurrent clients, Python threads, one keep-alive ``http.client`` connection each
@@ -670,7 +670,7 @@ def run(args: argparse.Namespace, env: dict, tmp: Path, procs: list) -> dict:
     SOLD_OUT_MARKERS.append("slot_sold_out")
 
     port = free_port()
-    # The production config file, as the README's deployment section runs it; only the
+    # The production config file, as docs/operations.md's deployment section runs it; only the
     # address (and --workers / --threads when given) on the command line.
     worker_args = ["-w", str(args.workers), "--threads", str(args.threads)]
     if args.threads == 1:
@@ -705,7 +705,7 @@ def run(args: argparse.Namespace, env: dict, tmp: Path, procs: list) -> dict:
     say(f"gunicorn on 127.0.0.1:{port} (master pid {web.pid}), "
         "settings production (+ temporary STATIC_ROOT)")
 
-    # Does the booking page exist? (a 404 means it has not landed yet)
+    # Does the booking page exist? (a 404 means the booking page is missing)
     key, csrf, member = patients[0]
     probe = post_request(key, csrf, member, slice_id="x")
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -714,8 +714,7 @@ def run(args: argparse.Namespace, env: dict, tmp: Path, procs: list) -> dict:
     r.read()
     c.close()
     if r.status == 404:
-        raise SystemExit("[bench] POST /bookings/new/ answers 404: the booking page is not there "
-                         "yet (it comes with the patient booking pages)")
+        raise SystemExit("[bench] POST /bookings/new/ answers 404: the booking page is missing")
     say(f"probe POST /bookings/new/ with a malformed slice answered {r.status} (400 expected)")
 
     C = args.clients

@@ -38,7 +38,7 @@ class Department(BilingualNameMixin, models.Model):
 class PatientCard(models.Model):
     """This hospital's card for a platform family member (就诊卡), with its record number.
 
-    Created the first time the member books here (the Registration issue). It refers to the
+    Created the first time the member books here. It refers to the
     public `accounts.FamilyMember`; the public schema never refers back.
     """
 

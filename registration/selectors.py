@@ -1,4 +1,4 @@
-"""Read queries of the registration app (pages and, later, the API)."""
+"""Read queries of the registration app (pages and the API)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fictional demo hospitals and accounts that `seed_demo` creates (listed in the README)."""
+"""The fictional demo hospitals and accounts that `seed_demo` creates (`demo_info` lists them)."""
 
 PLATFORM_DOMAINS = ["localhost", "127.0.0.1"]
 
@@ -121,6 +121,6 @@ LAB_REPORT = {
 }
 
 # A partner (a city-service app, say) granted both demo hospitals with every scope, and a fixed
-# API key so that the README's curl session works as printed. Development only, like every
+# API key so that docs/partner-api.md's curl session works as printed. Development only, like every
 # password above.
 PARTNER = {"name": "演示合作方（城市服务）", "key": "hpk_demo0000_local-development-only-not-secret"}

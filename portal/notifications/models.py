@@ -1,7 +1,5 @@
-"""The site inbox (platform level: one inbox per account, across hospitals).
-
-The Notifications issue adds the outbox, fan-out and other channels on top of this.
-"""
+"""The site inbox (platform level: one inbox per account, across hospitals), and the outbox
+events and deliveries behind every channel."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from . import services
 # Redis result backend each send would otherwise subscribe the web process to a result channel.
 @shared_task(name="notifications.relay_event", acks_late=True, ignore_result=True)
 def relay_event(event_id: int) -> int:
-    """One event's relay. No longer queued per event (see relay_due); kept so that tasks
-    queued by an older version still run."""
+    """One event's relay. Not queued by current code (see relay_due); kept for tasks already
+    queued by an older deployment."""
     return services.event_relay(event_id=event_id)
 
 

@@ -95,7 +95,7 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes,
                      tolerance: int = 300) -> bool:
     """True if a received webhook is genuine: signed with `secret` over its timestamp and raw
     body, and the timestamp is within `tolerance` seconds of now (either way). This is the code
-    partners copy (README, "Webhooks"); `headers` may use any capitalisation."""
+    partners copy (docs/webhooks.md, "Signing"); `headers` may use any capitalisation."""
     lower = {k.lower(): v for k, v in headers.items()}
     timestamp = lower.get(TIMESTAMP_HEADER.lower(), "")
     signature = lower.get(SIGNATURE_HEADER.lower(), "")

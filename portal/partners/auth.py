@@ -200,7 +200,7 @@ def rate_limit_take(*, api_key: ApiKey) -> tuple[bool, RateLimit | None]:
 class ApiKeyRateThrottle(BaseThrottle):
     """A sliding window per API key in Redis: at most PARTNER_API_RATE_LIMIT requests (or the
     key's own limit) in any PARTNER_API_RATE_WINDOW seconds, shared by every web process; a
-    burst across what used to be a window boundary cannot get twice the limit. The budget is
+    burst across a fixed-window boundary cannot get twice the limit. The budget is
     per API key, not per hospital: one key's requests to all its hospitals (platform paths and
     hospital hosts, REST and FHIR) share it. The budget as of this request is left on the
     request (`request.rate_limit`) for the X-RateLimit-* headers (PartnerAPIMixin). If Redis is

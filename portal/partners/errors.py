@@ -33,7 +33,7 @@ DOMAIN_STATUS = {
     "payments_not_configured": 503,
 }
 
-#: Codes a partner can meet, for the docs (README and the OpenAPI description).
+#: Codes a partner can meet, for the docs (docs/partner-api.md and the OpenAPI description).
 ERROR_CODES = {
     "validation_error": "400: the body or query is invalid; details has field errors",
     "parse_error": "400: the body is not valid JSON",

@@ -205,7 +205,8 @@ CELERY_RESULT_EXPIRES = 3600
 # The worker caches the schema -> hospital lookup instead of querying it for every task.
 CELERY_TASK_TENANT_CACHE_SECONDS = 60
 CELERY_BEAT_SCHEDULER = "portal.beat:HeartbeatTenantScheduler"
-# Entries without "tenant_schemas" run in every active hospital; later issues add jobs here.
+# Entries without "tenant_schemas" run in every active hospital; "tenant_schemas": ["public"]
+# runs a job once, on the platform.
 CELERY_BEAT_SCHEDULE: dict = {
     "orders-close-expired": {"task": "payments.orders_close_expired", "schedule": 60.0},
     "bookings-expire-due": {"task": "registration.bookings_expire_due", "schedule": 60.0},
@@ -293,7 +294,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@portal.local
 # Message-IDs of notification emails end in @NOTIFY_EMAIL_DOMAIN.
 NOTIFY_EMAIL_DOMAIN = env.str("NOTIFY_EMAIL_DOMAIN", default="notify.portal.localhost")
 # Visit reminders go out the day before, from this hour (hospital local time) on. One hour for
-# every hospital for now: a per-hospital hour would be a Hospital field (a tenants migration).
+# every hospital (a per-hospital hour would need a Hospital field).
 REMINDER_HOUR = env.int("REMINDER_HOUR", default=19)
 
 # Partner webhooks: tries before a delivery is dead-lettered, and the backoff base (seconds).

@@ -78,8 +78,8 @@ def test_family_edit_mobile_number_masked_too(patient):
 
 # --------------------------------------------------------------------------- records at a hospital
 # Once a hospital keeps records of a member (a patient card, made on the first booking), the name
-# and ID number it filed them under used to be changeable all the same. Now they are fixed: shown
-# read-only with the reason, a forged change refused by the service, the rest still editable.
+# and ID number it filed them under are fixed: shown read-only with the reason, a forged change
+# refused by the service, the rest still editable.
 
 
 def _with_card(hospital, patient):

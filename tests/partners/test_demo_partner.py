@@ -1,4 +1,4 @@
-"""`make run`'s demo partner: the key printed by demo_info and used in the README's curl
+"""`make run`'s demo partner: the key printed by demo_info and used in docs/partner-api.md's curl
 session reaches both demo hospitals, and seeding twice makes one key."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_seed_demo_partner_key_lists_both_demo_hospitals_once_however_often_seed
     assert response.status_code == 200
     assert {h["code"] for h in response.json()["results"]} == {
         h["code"] for h in demo.HOSPITALS}
-    # Every scope: the README's session books and cancels with it.
+    # Every scope: the docs' curl session books and cancels with it.
     assert set(ApiKey.objects.get(partner__name=demo.PARTNER["name"]).scopes) == set(Scope.values)
     denied = client.get("/api/v1/hospitals/", headers={"X-Api-Key": demo.PARTNER["key"] + "x"})
     assert denied.status_code == 401

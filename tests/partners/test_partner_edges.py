@@ -1,4 +1,4 @@
-"""What a partner integrating from the README and the docs tripped on (QA, round 3): unknown
+"""What a partner integrating from the README and the docs tripped on: unknown
 ids, loose filters, FHIR errors that did not say which parameter, an _offset that broke the
 database, patient field errors outside `patient`, and schema gaps."""
 

@@ -20,7 +20,7 @@ from tests.conftest import ROOT, host_client, make_staff, make_user
 
 
 def _partner(name: str):
-    """Webhook endpoints belong to a Partner (the Partners issue linked the former name)."""
+    """Webhook endpoints belong to a Partner."""
     from portal.partners.models import Partner
 
     return Partner.objects.get_or_create(name=name)[0]
