@@ -1,9 +1,10 @@
 """A local fake of the messaging app (a WeChat-like official account) over HTTP.
 
-It speaks the protocol `messaging_app.py` uses (see there): access tokens that expire,
-template-message sends with WeChat's error codes, and the web OAuth flow that binding uses.
+It speaks the protocol `portal/notifications/messaging_app.py` uses (see there): access tokens
+that expire, template-message sends with WeChat's error codes, and the web OAuth flow that
+binding uses.
 `make run` starts it on port 8003; tests start their own (`FakeMessagingApp().start()`).
-`python -m portal.notifications.fake_messaging_app --port 8003`.
+`python -m portal.dev.fake_messaging_app --port 8003`.
 
 For people and tests:
     GET  /                                the messages sent so far (HTML), newest first
@@ -23,12 +24,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import html
-import json
 import secrets
+import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from portal.dev.http import DevService, Request, Response, html_response, json_response, redirect, serve_cli
 
 
 def openid_for(appid: str, name: str) -> str:
@@ -36,9 +38,10 @@ def openid_for(appid: str, name: str) -> str:
     return "o" + hashlib.sha256(f"{appid}:{name}".encode()).hexdigest()[:27]
 
 
-class FakeMessagingApp:
+class FakeMessagingApp(DevService):
     def __init__(self, appid: str = "wxfakeappid00dev",
                  secret: str = "fake-app-secret-dev-only", token_seconds: int = 7200) -> None:
+        super().__init__()
         self.appid = appid
         self.secret = secret
         self.token_seconds = token_seconds
@@ -53,12 +56,18 @@ class FakeMessagingApp:
         self.duplicates = 0
         self.token_requests = 0
         self.login_as: str | None = None  # tests: the app user who "taps Allow"
-        self.server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_port}"
+        self.routes = {
+            ("GET", "/cgi-bin/token"): self._get_token,
+            ("GET", "/sns/oauth2/access_token"): self._get_oauth_token,
+            ("GET", "/connect/oauth2/authorize"): self._authorize,
+            ("GET", "/fake/messages"): self._get_messages,
+            ("GET", "/"): self._index,
+            ("POST", "/cgi-bin/message/template/send"): self._post_template_send,
+            ("POST", "/connect/oauth2/authorize"): self._post_allow,
+            ("POST", "/fake/fail"): self._post_fail,
+            ("POST", "/fake/expire-tokens"): self._post_expire_tokens,
+            ("POST", "/fake/unsubscribe"): self._post_unsubscribe,
+        }
 
     # ------------------------------------------------------------------ test controls
 
@@ -141,143 +150,108 @@ class FakeMessagingApp:
                 "refresh_token": secrets.token_urlsafe(32), "openid": openid,
                 "scope": "snsapi_base"}
 
-    # ------------------------------------------------------------------ server
+    # ------------------------------------------------------------------ HTTP
+    def _get_token(self, request: Request) -> Response:
+        q = request.query
+        if q.get("grant_type") != "client_credential":
+            return json_response({"errcode": 40002, "errmsg": "invalid grant_type"})
+        if q.get("appid") != self.appid:
+            return json_response({"errcode": 40013, "errmsg": "invalid appid"})
+        if q.get("secret") != self.secret:
+            return json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
+        return json_response(self._token())
 
-    def start(self, port: int = 0) -> FakeMessagingApp:
-        app = self
+    def _get_oauth_token(self, request: Request) -> Response:
+        q = request.query
+        if q.get("appid") != self.appid or q.get("secret") != self.secret:
+            return json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
+        return json_response(self._exchange(q.get("code", "")))
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - stdlib name
-                parts = urlsplit(self.path)
-                q = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                if parts.path == "/cgi-bin/token":
-                    if q.get("grant_type") != "client_credential":
-                        return self._json({"errcode": 40002, "errmsg": "invalid grant_type"})
-                    if q.get("appid") != app.appid:
-                        return self._json({"errcode": 40013, "errmsg": "invalid appid"})
-                    if q.get("secret") != app.secret:
-                        return self._json({"errcode": 40125, "errmsg": "invalid appsecret"})
-                    return self._json(app._token())
-                if parts.path == "/sns/oauth2/access_token":
-                    if q.get("appid") != app.appid or q.get("secret") != app.secret:
-                        return self._json({"errcode": 40125, "errmsg": "invalid appsecret"})
-                    return self._json(app._exchange(q.get("code", "")))
-                if parts.path == "/connect/oauth2/authorize":
-                    return self._authorize(q)
-                if parts.path == "/fake/messages":
-                    with app.lock:
-                        return self._json({"messages": list(app.sent),
-                                           "duplicates": app.duplicates,
-                                           "token_requests": app.token_requests})
-                if parts.path == "/":
-                    return self._index()
-                return self._json({"errcode": 404, "errmsg": "not found"}, status=404)
+    def _get_messages(self, request: Request) -> Response:
+        with self.lock:
+            return json_response({"messages": list(self.sent), "duplicates": self.duplicates,
+                                  "token_requests": self.token_requests})
 
-            def do_POST(self):  # noqa: N802
-                parts = urlsplit(self.path)
-                q = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = None
-                if parts.path == "/cgi-bin/message/template/send":
-                    if not isinstance(body, dict):
-                        return self._json({"errcode": 47001, "errmsg": "data format error"})
-                    return self._json(app._send(q.get("access_token", ""), body))
-                if parts.path == "/connect/oauth2/authorize":  # the Allow button
-                    name = form.get("name", "").strip() or "demo"
-                    return self._back(form, openid_for(app.appid, name))
-                body = body if isinstance(body, dict) else {}
-                if parts.path == "/fake/fail":
-                    app.fail_next(*[int(c) for c in body.get("errcodes", [])],
-                                  openid=body.get("openid"))
-                    return self._json({"ok": True})
-                if parts.path == "/fake/expire-tokens":
-                    app.expire_tokens()
-                    return self._json({"ok": True})
-                if parts.path == "/fake/unsubscribe":
-                    app.unsubscribe(str(body.get("openid", "")))
-                    return self._json({"ok": True})
-                return self._json({"errcode": 404, "errmsg": "not found"}, status=404)
+    def _post_template_send(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            return json_response({"errcode": 47001, "errmsg": "data format error"})
+        return json_response(self._send(request.query.get("access_token", ""), body))
 
-            def _authorize(self, q):
-                if q.get("appid") != app.appid:
-                    return self._page(400, "<p>invalid appid</p>")
-                if not q.get("redirect_uri", "").startswith(("http://", "https://")):
-                    return self._page(400, "<p>invalid redirect_uri</p>")
-                if app.login_as:
-                    return self._back(q, openid_for(app.appid, app.login_as))
-                hidden = "".join(f'<input type="hidden" name="{html.escape(k)}" '
-                                 f'value="{html.escape(q.get(k, ""))}">'
-                                 for k in ("appid", "redirect_uri", "state"))
-                return self._page(200, (
-                    "<h1>Fake messaging app</h1><p>A site asks to know who you are in this "
-                    "app, to send you notices.</p><form method=post>" + hidden +
-                    "<p><label>Sign in as <input name=name value=demo></label></p>"
-                    "<button>Allow</button></form>"))
+    def _post_allow(self, request: Request) -> Response:  # the Allow button
+        form = request.form()
+        name = form.get("name", "").strip() or "demo"
+        return self._back(form, openid_for(self.appid, name))
 
-            def _back(self, q, openid):
-                target = urlsplit(q.get("redirect_uri", ""))
-                query = (target.query + "&" if target.query else "") + urlencode(
-                    {"code": app._code_for(openid), "state": q.get("state", "")})
-                self.send_response(302)
-                self.send_header("Location", urlunsplit(target._replace(query=query)))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def _control(self, request: Request) -> dict:
+        body = request.json()
+        return body if isinstance(body, dict) else {}
 
-            def _index(self):
-                with app.lock:
-                    rows = "".join(
-                        f"<li><b>{html.escape(m['data'].get('first', {}).get('value', ''))}</b>"
-                        f" → {html.escape(m['touser'][:4])}…<br>"
-                        f"{html.escape(m['data'].get('keyword2', {}).get('value', ''))}</li>"
-                        for m in reversed(app.sent[-100:]))
-                return self._page(200, "<h1>Fake messaging app: template messages</h1>"
-                                       f"<ul>{rows or '<li>none yet</li>'}</ul>")
+    def _post_fail(self, request: Request) -> Response:
+        body = self._control(request)
+        self.fail_next(*[int(c) for c in body.get("errcodes", [])], openid=body.get("openid"))
+        return json_response({"ok": True})
 
-            def _page(self, status, body):
-                data = ("<!doctype html><meta charset=utf-8><title>Fake messaging app</title>"
-                        + body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def _post_expire_tokens(self, request: Request) -> Response:
+        self.expire_tokens()
+        return json_response({"ok": True})
 
-            def _json(self, payload, status=200):
-                data = json.dumps(payload, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def _post_unsubscribe(self, request: Request) -> Response:
+        self.unsubscribe(str(self._control(request).get("openid", "")))
+        return json_response({"ok": True})
 
-            def log_message(self, *args):
-                pass
+    def not_found(self, request: Request) -> Response:
+        return json_response({"errcode": 404, "errmsg": "not found"}, status=404)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
+    def _authorize(self, request: Request) -> Response:
+        q = request.query
+        if q.get("appid") != self.appid:
+            return _page(400, "<p>invalid appid</p>")
+        if not q.get("redirect_uri", "").startswith(("http://", "https://")):
+            return _page(400, "<p>invalid redirect_uri</p>")
+        if self.login_as:
+            return self._back(q, openid_for(self.appid, self.login_as))
+        hidden = "".join(f'<input type="hidden" name="{html.escape(k)}" '
+                         f'value="{html.escape(q.get(k, ""))}">'
+                         for k in ("appid", "redirect_uri", "state"))
+        return _page(200, (
+            "<h1>Fake messaging app</h1><p>A site asks to know who you are in this "
+            "app, to send you notices.</p><form method=post>" + hidden +
+            "<p><label>Sign in as <input name=name value=demo></label></p>"
+            "<button>Allow</button></form>"))
 
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+    def _back(self, q: dict[str, str], openid: str) -> Response:
+        target = urlsplit(q.get("redirect_uri", ""))
+        query = (target.query + "&" if target.query else "") + urlencode(
+            {"code": self._code_for(openid), "state": q.get("state", "")})
+        return redirect(urlunsplit(target._replace(query=query)))
+
+    def _index(self, request: Request) -> Response:
+        with self.lock:
+            rows = "".join(
+                f"<li><b>{html.escape(m['data'].get('first', {}).get('value', ''))}</b>"
+                f" → {html.escape(m['touser'][:4])}…<br>"
+                f"{html.escape(m['data'].get('keyword2', {}).get('value', ''))}</li>"
+                for m in reversed(self.sent[-100:]))
+        return _page(200, "<h1>Fake messaging app: template messages</h1>"
+                          f"<ul>{rows or '<li>none yet</li>'}</ul>")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Fake messaging app (template messages)")
-    parser.add_argument("--port", type=int, default=8003)
-    parser.add_argument("--appid", default="wxfakeappid00dev")
-    parser.add_argument("--secret", default="fake-app-secret-dev-only")
-    args = parser.parse_args()
-    app = FakeMessagingApp(appid=args.appid, secret=args.secret).start(args.port)
-    print(f"fake messaging app on {app.url}/ (sent messages there)", flush=True)
-    threading.Event().wait()
+def _page(status: int, body: str) -> Response:
+    return html_response("<!doctype html><meta charset=utf-8><title>Fake messaging app</title>"
+                         + body, status=status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--appid", default="wxfakeappid00dev")
+        parser.add_argument("--secret", default="fake-app-secret-dev-only")
+
+    return serve_cli(lambda args: FakeMessagingApp(appid=args.appid, secret=args.secret),
+                     description="Fake messaging app (template messages)", default_port=8003,
+                     banner="fake messaging app on {url}/ (sent messages there)",
+                     add_arguments=add_arguments, argv=argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,49 +1,11 @@
-"""The sandbox payment provider: a separate HTTP service that behaves like a real one.
+"""The sandbox payment provider's server: a separate HTTP service that behaves like a real one.
 
-Run it with `python -m payments.sandbox.server --port 8001 --data-dir .run/sandbox` (`make run`
-does). It has no Django in it and its own state (SQLite), so the platform talks to it exactly
-as it would to a real provider: over HTTP, with signatures both ways.
-
-Protocol (version 1)
---------------------
-Merchant → sandbox requests carry
-
-    Authorization: SANDBOX-HMAC-SHA256 mchid="M",timestamp="T",nonce="N",signature="S"
-
-where S = hex(HMAC-SHA256(api_key, METHOD + "\\n" + PATH_WITH_QUERY + "\\n" + T + "\\n" + N +
-"\\n" + BODY + "\\n")). A merchant's api_key is hex(HMAC-SHA256(master_secret, mchid)): the
-sandbox "onboards" any merchant whose key matches. Bad signature → 401 {"code": "SIGN_ERROR"};
-a timestamp more than 5 minutes off → 401 too.
-
-Sandbox → merchant callbacks are POSTed to the order's notify_url as JSON, signed with the
-sandbox's own RSA key (published at GET /v1/certificates):
-
-    Sandbox-Timestamp: T      Sandbox-Nonce: N      Sandbox-Serial: <key id>
-    Sandbox-Signature: base64(RSA-PKCS1v15-SHA256(T + "\\n" + N + "\\n" + BODY + "\\n"))
-
-    {"id": "<notification id>", "event_type": "TRANSACTION.SUCCESS" | "REFUND.SUCCESS"
-            | "REFUND.ABNORMAL", "create_time": ISO-8601,
-     "resource": {"mchid", "out_trade_no", "transaction_id", "trade_state",
-                  "amount": {"total", "payer_total", "currency"}, "success_time",
-                  (refunds:) "out_refund_no", "refund_id", "refund_status",
-                  "amount": {"refund", "total", "currency"}}}
-
-The merchant answers 200 {"code": "SUCCESS"}; anything else (or no answer) is retried with
-backoff (by default after 2, 5, 15, 30, 60, 300 s). The same notification may arrive more
-than once: merchants must be idempotent on "id".
-
-Endpoints: POST /v1/pay/transactions; GET /v1/pay/transactions/out-trade-no/{no};
-POST /v1/pay/transactions/out-trade-no/{no}/close; POST /v1/refunds;
-GET /v1/refunds/{out_refund_no}; GET /v1/bills?bill_date=YYYY-MM-DD (the statement CSV below);
-GET /v1/certificates; the cashier page GET/POST /cashier/{prepay_id} (pay / decline /
-abandon). Amounts are integer fen.
-
-Statement (bill) CSV, UTF-8, one file per merchant per day in Asia/Shanghai time:
-
-    trade_time,out_trade_no,transaction_id,type,state,amount_fen,currency,out_refund_no,refund_id
-    2026-11-22 09:12:01,H2611220912AB12CD,SBX4200...,PAY,SUCCESS,5000,CNY,,
-    2026-11-22 15:40:10,H2611220912AB12CD,SBX4200...,REFUND,SUCCESS,2000,CNY,R1a2b...,SBR77...
-    # total_count=2,pay_total_fen=5000,refund_total_fen=2000
+Development only (`portal.dev`): `make run` starts it with
+`python -m portal.dev.sandbox_pay --port 8001 --data-dir .run/sandbox`, and tests start their
+own. It has no Django in it and its own state (SQLite), so the platform talks to it exactly as
+it would to a real provider: over HTTP, with signatures both ways. The protocol (signatures,
+callbacks, endpoints, the statement CSV) is written down, and its shared parts implemented, in
+`payments/providers/sandbox_protocol.py`, next to the adapter that hospitals use.
 
 Test hooks (only with --test-hooks): POST /_test/pay {"mchid", "out_trade_no", optional
 "amount", "currency", "deliver"}: pays without a browser (amount/currency overrides simulate a
@@ -59,8 +21,10 @@ import hashlib
 import hmac
 import html
 import json
+import os
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 import urllib.error
@@ -68,27 +32,23 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from urllib.parse import parse_qs, urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-CST = ZoneInfo("Asia/Shanghai")
-SKEW_SECONDS = 300
+from payments.providers.sandbox_protocol import (
+    CLOCK_SKEW_SECONDS,
+    CST,
+    STATEMENT_COLUMNS,
+    callback_message,
+    merchant_key,
+    parse_authorization,
+    request_signature,
+)
+from portal.dev.http import DevService, Request, Response, serve_cli
+
 DEFAULT_RETRY_DELAYS = [2, 5, 15, 30, 60, 300]
-
-
-def merchant_key(master_secret: str, mchid: str) -> str:
-    return hmac.new(master_secret.encode(), mchid.encode(), hashlib.sha256).hexdigest()
-
-
-def request_signature(api_key: str, method: str, path: str, timestamp: str, nonce: str,
-                      body: bytes) -> str:
-    message = f"{method}\n{path}\n{timestamp}\n{nonce}\n".encode() + body + b"\n"
-    return hmac.new(api_key.encode(), message, hashlib.sha256).hexdigest()
 
 
 def _now() -> datetime:
@@ -115,8 +75,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 
-class Sandbox:
-    def __init__(self, data_dir: Path, master_secret: str, test_hooks: bool = False) -> None:
+class Sandbox(DevService):
+    poll_interval = 0.05
+
+    def __init__(self, data_dir: Path, master_secret: str, test_hooks: bool = False,
+                 public_url: str = "") -> None:
+        super().__init__()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.master_secret = master_secret
@@ -138,9 +102,17 @@ class Sandbox:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.public_pem = public_pem.decode()
         self.serial = hashlib.sha256(public_pem).hexdigest()[:16].upper()
-        self.base_url = ""
+        self.public_url = public_url
+        self.base_url = ""  # what browsers use for the cashier; known once the port is bound
         self._stop = threading.Event()
         threading.Thread(target=self._deliver_loop, name="sandbox-callbacks", daemon=True).start()
+
+    def started(self) -> None:
+        self.base_url = self.public_url or f"http://localhost:{self.port}"
+
+    def stop(self) -> None:
+        self._stop.set()
+        super().stop()
 
     # ------------------------------------------------------------------ helpers
     def q(self, sql: str, *params):
@@ -149,8 +121,8 @@ class Sandbox:
 
     def sign_callback(self, body: bytes) -> dict[str, str]:
         ts, nonce = str(int(time.time())), secrets.token_hex(16)
-        message = f"{ts}\n{nonce}\n".encode() + body + b"\n"
-        signature = self.key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        signature = self.key.sign(callback_message(ts, nonce, body), padding.PKCS1v15(),
+                                  hashes.SHA256())
         return {"Sandbox-Timestamp": ts, "Sandbox-Nonce": nonce, "Sandbox-Serial": self.serial,
                 "Sandbox-Signature": base64.b64encode(signature).decode()}
 
@@ -226,8 +198,7 @@ class Sandbox:
     def statement(self, mchid: str, day: str) -> str:
         start = datetime.fromisoformat(day).replace(tzinfo=CST)
         end = start + timedelta(days=1)
-        lines = ["trade_time,out_trade_no,transaction_id,type,state,amount_fen,currency,"
-                 "out_refund_no,refund_id"]
+        lines = [",".join(STATEMENT_COLUMNS)]
         pay_total = refund_total = 0
         rows = self.q("SELECT * FROM orders WHERE mchid=? AND success_time IS NOT NULL "
                       "ORDER BY success_time", mchid)
@@ -249,15 +220,12 @@ class Sandbox:
                      f"refund_total_fen={refund_total}")
         return "\n".join(lines) + "\n"
 
-    # ------------------------------------------------------------------ WSGI
-    def __call__(self, environ, start_response):
-        method = environ["REQUEST_METHOD"]
-        path = environ.get("PATH_INFO", "")
-        query = environ.get("QUERY_STRING", "")
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+    # ------------------------------------------------------------------ HTTP
+    def handle(self, request: Request) -> Response:
+        path, query = request.path, request.query_string
         try:
-            status, headers, payload = self.route(method, path, query, body, environ)
+            status, headers, payload = self.route(request.method, path, query, request.body,
+                                                  request.headers)
         except ApiError as exc:
             status, headers, payload = exc.status, [], {"code": exc.code, "message": exc.message}
         if isinstance(payload, (dict, list)):
@@ -267,21 +235,23 @@ class Sandbox:
             data = payload.encode()
         else:
             data = payload
-        start_response(status, [*headers, ("Content-Length", str(len(data)))])
-        return [data]
+        # Statuses are written "404 Not Found" here; the reason phrase is the standard one.
+        return Response(int(status.split()[0]), data,
+                        [*headers, ("Content-Length", str(len(data)))])
 
-    def authenticate(self, method: str, path: str, query: str, body: bytes, environ) -> str:
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        if not header.startswith("SANDBOX-HMAC-SHA256 "):
+    def authenticate(self, method: str, path: str, query: str, body: bytes, headers) -> str:
+        try:
+            fields = parse_authorization(headers.get("Authorization", ""))
+        except ValueError:
+            raise ApiError("401 Unauthorized", "SIGN_ERROR", "malformed Authorization") from None
+        if fields is None:
             raise ApiError("401 Unauthorized", "SIGN_ERROR", "missing Authorization")
-        fields = dict(part.split("=", 1) for part in header[20:].split(","))
-        fields = {k.strip(): v.strip().strip('"') for k, v in fields.items()}
         try:
             mchid, ts, nonce, sig = (fields["mchid"], fields["timestamp"], fields["nonce"],
                                      fields["signature"])
         except KeyError:
             raise ApiError("401 Unauthorized", "SIGN_ERROR", "malformed Authorization") from None
-        if not ts.isdigit() or abs(time.time() - int(ts)) > SKEW_SECONDS:
+        if not ts.isdigit() or abs(time.time() - int(ts)) > CLOCK_SKEW_SECONDS:
             raise ApiError("401 Unauthorized", "SIGN_ERROR", "timestamp out of range")
         full_path = path + (f"?{query}" if query else "")
         expected = request_signature(merchant_key(self.master_secret, mchid), method, full_path,
@@ -290,7 +260,7 @@ class Sandbox:
             raise ApiError("401 Unauthorized", "SIGN_ERROR", "signature does not verify")
         return mchid
 
-    def route(self, method, path, query, body, environ):
+    def route(self, method, path, query, body, headers):
         params = {k: v[0] for k, v in parse_qs(query).items()}
         if path == "/v1/certificates" and method == "GET":
             return "200 OK", [], {"serial_no": self.serial, "public_key": self.public_pem}
@@ -302,7 +272,7 @@ class Sandbox:
             return self.test_hook(method, path, json.loads(body or b"{}"))
         if not path.startswith("/v1/"):
             raise ApiError("404 Not Found", "NOT_FOUND", "no such endpoint")
-        mchid = self.authenticate(method, path, query, body, environ)
+        mchid = self.authenticate(method, path, query, body, headers)
         data = json.loads(body) if body else {}
         if path == "/v1/pay/transactions" and method == "POST":
             return self.create(mchid, data)
@@ -487,43 +457,21 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def main(argv: list[str] | None = None) -> int:
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--data-dir", default=".run/sandbox")
+        parser.add_argument("--public-url", default="",
+                            help="base URL browsers use for the cashier")
+        parser.add_argument("--test-hooks", action="store_true")
 
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
-        pass
-
-
-def serve(port: int, data_dir: Path, master_secret: str, test_hooks: bool = False,
-          host: str = "127.0.0.1", public_url: str = "") -> tuple[WSGIServer, Sandbox]:
-    app = Sandbox(data_dir, master_secret, test_hooks=test_hooks)
-    server = make_server(host, port, app, server_class=_ThreadingServer,
-                         handler_class=_QuietHandler)
-    app.base_url = public_url or f"http://localhost:{server.server_port}"
-    return server, app
-
-
-def main() -> None:
-    import os
-
-    parser = argparse.ArgumentParser(description="Sandbox payment provider")
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--data-dir", default=".run/sandbox")
-    parser.add_argument("--public-url", default="", help="base URL browsers use for the cashier")
-    parser.add_argument("--test-hooks", action="store_true")
-    args = parser.parse_args()
     secret = os.environ.get("SANDBOX_PAY_MASTER_SECRET", "sandbox-master-secret-dev-only")
-    server, _app = serve(args.port, Path(args.data_dir), secret, test_hooks=args.test_hooks,
-                         host=args.host, public_url=args.public_url)
-    print(f"sandbox payment provider on http://{args.host}:{server.server_port}/", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    return serve_cli(
+        lambda args: Sandbox(Path(args.data_dir), secret, test_hooks=args.test_hooks,
+                             public_url=args.public_url),
+        description="Sandbox payment provider", default_port=8001,
+        banner="sandbox payment provider on {url}/", add_arguments=add_arguments, argv=argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
