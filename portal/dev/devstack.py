@@ -350,6 +350,11 @@ def cmd_run() -> int:
         say("stopping")
         return 0
     finally:
+        # Stopping takes a few seconds; a second signal (a repeated Ctrl-C, or `timeout` and a
+        # process-group kill both sending SIGTERM) must not cut it short and leave PostgreSQL
+        # and Redis running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
