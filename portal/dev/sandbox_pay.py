@@ -2,7 +2,7 @@
 
 Development only (`portal.dev`): `make run` starts it with
 `python -m portal.dev.sandbox_pay --port 8001 --data-dir .run/sandbox`, and tests start their
-own. It has no Django in it and its own state (SQLite), so the platform talks to it exactly as
+own. It uses no Django and keeps its own state (SQLite), so the platform talks to it exactly as
 it would to a real provider: over HTTP, with signatures both ways. The protocol (signatures,
 callbacks, endpoints, the statement CSV) is written down, and its shared parts implemented, in
 `payments/providers/sandbox_protocol.py`, next to the adapter that hospitals use.
