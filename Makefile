@@ -31,13 +31,13 @@ chromium:
 	  || echo "[make] could not install chromium: browser tests will be skipped"; }
 
 run: venv
-	@$(PY) -m portal.devstack run
+	@$(PY) -m portal.dev.devstack run
 
 test: venv chromium
-	@$(PY) -m portal.devstack exec -- $(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m portal.dev.devstack exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 services-down:
-	@$(PY) -m portal.devstack down
+	@$(PY) -m portal.dev.devstack down
 
 lint: venv
 	@$(PY) -m ruff check .
@@ -48,7 +48,7 @@ messages: venv
 	@$(PY) manage.py compilemessages -l zh_Hans --ignore '.venv/*' --ignore '.run/*'
 
 bench: venv
-	@$(PY) -m portal.devstack exec -- $(PY) bench/provision.py --quick
+	@$(PY) -m portal.dev.devstack exec -- $(PY) bench/provision.py --quick
 
 clean: services-down
 	rm -rf .run staticfiles

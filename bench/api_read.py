@@ -1,6 +1,6 @@
 """Benchmark: partner API slot search vs the trivial hospital page, over real HTTP.
 
-    python -m portal.devstack exec -- .venv/bin/python bench/api_read.py [--quick]
+    python -m portal.dev.devstack exec -- .venv/bin/python bench/api_read.py [--quick]
         [--hospitals 20] [--clients 50] [--workers 2] [--threads 4] [--db-name portal_apiread]
 
 One run: a scratch database (never the development one; dropped at the end, see

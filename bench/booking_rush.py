@@ -1,6 +1,6 @@
 """Benchmark: booking rush (抢号) over real HTTP against gunicorn with production-like settings.
 
-    python -m portal.devstack exec -- .venv/bin/python bench/booking_rush.py [--quick]
+    python -m portal.dev.devstack exec -- .venv/bin/python bench/booking_rush.py [--quick]
         [--workers 2] [--threads 4] [--clients 50] [--override NAME=VALUE]
         [--db-name portal_rush] [--keep-db]
 

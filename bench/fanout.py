@@ -1,6 +1,6 @@
 """Benchmark: one notification event fanned out to N recipients over inbox + SMS by 2 workers.
 
-    python -m portal.devstack exec -- .venv/bin/python bench/fanout.py [--quick]
+    python -m portal.dev.devstack exec -- .venv/bin/python bench/fanout.py [--quick]
         [--recipients N] [--workers 2] [--redis-db 7] [--timeout 300]
         [--db-name portal_bench_fanout] [--keep-db] [--keep-logs]
 
@@ -13,7 +13,7 @@ Set-up (not timed):
 
 * N accounts bulk-created in the public schema (default 10,000; `--quick` 2,000), each with a
   distinct mobile number, no email (so exactly two channels: inbox and SMS);
-* the fake SMS gateway (portal.notifications.fake_sms.FakeSmsGateway) in a thread of this
+* the fake SMS gateway (portal.dev.fake_sms.FakeSmsGateway) in a thread of this
   process, on a free port;
 * `--workers` (default 2) separate Celery worker *processes*, each
   `celery -A portal worker --concurrency 1 --pool prefork` (so 2 processes do the work, one
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace, env: dict, logdir: str) -> tuple[dict, bool]:
     from django.db import connection, transaction
     from django.db.models import Count, Max, Min
 
-    from portal.notifications.fake_sms import FakeSmsGateway
+    from portal.dev.fake_sms import FakeSmsGateway
     from portal.notifications.models import Delivery, InboxMessage
     from portal.notifications.services import CHUNK_SIZE, notify
 

@@ -1,6 +1,6 @@
 """Benchmark: seconds to provision one hospital when 0, 50 and 200 hospitals already exist.
 
-    python -m portal.devstack exec -- .venv/bin/python bench/provision.py [--quick]
+    python -m portal.dev.devstack exec -- .venv/bin/python bench/provision.py [--quick]
         [--mode migrate|clone] [--levels 0,50,200] [--reps N] [--extra-models N]
         [--fill replay|provision] [--db-name portal_bench] [--keep-db]
 

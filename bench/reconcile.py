@@ -1,6 +1,6 @@
 """Benchmark: reconcile one day's provider statement of N lines against N local payments.
 
-    python -m portal.devstack exec -- .venv/bin/python bench/reconcile.py [--quick]
+    python -m portal.dev.devstack exec -- .venv/bin/python bench/reconcile.py [--quick]
         [--lines N] [--inject K] [--day YYYY-MM-DD] [--profile] [--no-breakdown]
         [--db-name portal_bench_reconcile] [--keep-db] [--keep-file]
 
@@ -18,8 +18,8 @@ Generation (timed separately, not part of `seconds`), all in PostgreSQL:
   Asia/Shanghai, total = insurance + self-pay, refunded <= self-pay;
 * the refunds with a second INSERT … SELECT; then VACUUM ANALYZE (what autovacuum would have
   done to a table that filled up over a day);
-* the statement file in the sandbox's CSV format (payments/sandbox/server.py: header, PAY
-  lines by time, REFUND lines by time, `# total_count=…` trailer), written with
+* the statement file in the sandbox's CSV format (payments/providers/sandbox_protocol.py:
+  header, PAY lines by time, REFUND lines by time, `# total_count=…` trailer), written with
   COPY (SELECT …) TO STDOUT from the same generate_series formulas, not from the tables.
 
 Injected discrepancies, K of each (default 100), disjoint sets of orders:

@@ -118,7 +118,7 @@ def provider_for(settings_row: PaymentSettings | None = None) -> PaymentProvider
 
 def payment_settings_seed(*, merchant_id: str) -> PaymentSettings:
     """Default payment settings of a new hospital: the sandbox, with its own merchant key."""
-    from .sandbox.server import merchant_key
+    from .providers.sandbox_protocol import merchant_key
 
     row, _created = PaymentSettings.objects.get_or_create(
         pk=1, defaults={

@@ -268,7 +268,7 @@ def live_sandbox(tmp_path_factory):
     port = free_port()
     data = tmp_path_factory.mktemp("live-sandbox")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "payments.sandbox.server", "--port", str(port), "--data-dir",
+        [sys.executable, "-m", "portal.dev.sandbox_pay", "--port", str(port), "--data-dir",
          str(data), "--test-hooks"], cwd=ROOT, env=subprocess_env(),
         stdout=open(data / "sandbox.log", "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
     _wait_for(lambda: _port_up(port), 30, "sandbox provider", proc)

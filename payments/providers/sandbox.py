@@ -1,4 +1,7 @@
-"""Adapter for the built-in sandbox provider (`payments/sandbox/server.py`, protocol there)."""
+"""Adapter for the built-in sandbox provider (protocol in `sandbox_protocol.py`).
+
+Hospitals use the sandbox mode for training; in development `make run` starts a server that
+plays the provider (`portal/dev/sandbox_pay.py`, not shipped)."""
 
 from __future__ import annotations
 
@@ -13,13 +16,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-
-from payments.sandbox.server import request_signature
 
 from .base import (
     CallbackAck,
@@ -34,9 +34,15 @@ from .base import (
     StatementLine,
     StatementMalformed,
 )
+from .sandbox_protocol import (
+    CLOCK_SKEW_SECONDS,
+    CST,
+    STATEMENT_COLUMNS,
+    authorization_header,
+    callback_message,
+    request_signature,
+)
 
-CST = ZoneInfo("Asia/Shanghai")
-REPLAY_WINDOW_SECONDS = 300
 _public_keys: dict[str, tuple[str, object]] = {}
 _keys_lock = threading.Lock()
 
@@ -58,8 +64,8 @@ class SandboxProvider(PaymentProvider):
         body = json.dumps(payload, ensure_ascii=False).encode() if payload is not None else b""
         ts, nonce = str(int(time.time())), secrets.token_hex(16)
         sig = request_signature(self.api_key, method, path, ts, nonce, body)
-        headers = {"Authorization": f'SANDBOX-HMAC-SHA256 mchid="{self.mchid}",timestamp="{ts}",'
-                                    f'nonce="{nonce}",signature="{sig}"',
+        headers = {"Authorization": authorization_header(mchid=self.mchid, timestamp=ts,
+                                                         nonce=nonce, signature=sig),
                    "Content-Type": "application/json", "Accept": "application/json"}
         request = urllib.request.Request(self.base_url + path, data=body or None, method=method,
                                          headers=headers)
@@ -112,13 +118,13 @@ class SandboxProvider(PaymentProvider):
             serial = h["sandbox-serial"]
         except (KeyError, ValueError) as exc:
             raise InvalidSignature("missing or malformed signature headers") from exc
-        if not ts.isdigit() or abs(time.time() - int(ts)) > REPLAY_WINDOW_SECONDS:
+        if not ts.isdigit() or abs(time.time() - int(ts)) > CLOCK_SKEW_SECONDS:
             raise InvalidSignature("timestamp outside the replay window")
         known_serial, key = self._public_key()
         if serial != known_serial:
             raise InvalidSignature("unknown provider key")
         try:
-            key.verify(signature, f"{ts}\n{nonce}\n".encode() + body + b"\n", padding.PKCS1v15(),
+            key.verify(signature, callback_message(ts, nonce, body), padding.PKCS1v15(),
                        hashes.SHA256())
         except CryptoInvalidSignature as exc:
             raise InvalidSignature("signature does not verify") from exc
@@ -196,15 +202,15 @@ class SandboxProvider(PaymentProvider):
 
 
 def parse_statement(stream) -> Iterator[StatementLine]:
-    """Parse the sandbox's statement CSV (format in payments/sandbox/server.py), streaming."""
+    """Parse the sandbox's statement CSV (format in sandbox_protocol.py), streaming."""
     reader = csv.reader(stream)
     header = next(reader, None)
-    if header is None or not header or header[0] != "trade_time":
+    if header is None or not header or header[0] != STATEMENT_COLUMNS[0]:
         raise StatementMalformed("statement has no header line")
     for row in reader:
         if not row or row[0].startswith("#"):
             continue
-        if len(row) != 9:
+        if len(row) != len(STATEMENT_COLUMNS):
             raise StatementMalformed(f"statement line {reader.line_num} has {len(row)} fields, "
                                      "not 9")
         trade_time, out_trade_no, txn, kind, _state, amount, _cur, out_refund_no, _rid = row

@@ -1,7 +1,7 @@
 """The messaging app (a WeChat-like official account): access token, template messages, and
 the web OAuth flow that tells us a patient's app user id (openid) for binding.
 
-Protocol (the same as WeChat official accounts; `fake_messaging_app.py` speaks it locally):
+Protocol (the same as WeChat official accounts; `portal/dev/fake_messaging_app.py` speaks it locally):
 
     GET  /cgi-bin/token?grant_type=client_credential&appid=A&secret=S
          -> {"access_token": T, "expires_in": 7200}

@@ -247,17 +247,18 @@ HEALTH_HEARTBEAT_MAX_AGE = env.int("HEALTH_HEARTBEAT_MAX_AGE", default=60)
 # The sandbox provider (a training mode hospitals may pick) is offered only where this allows it;
 # production turns it off unless PAYMENTS_SANDBOX_ENABLED=true.
 PAYMENTS_SANDBOX_ENABLED = env.bool("PAYMENTS_SANDBOX_ENABLED", default=True)
-# The built-in sandbox provider (payments/sandbox/server.py; `make run` starts it on 8001).
+# The built-in sandbox provider (protocol: payments/providers/sandbox_protocol.py; `make run`
+# starts its development server, portal/dev/sandbox_pay.py, on 8001).
 SANDBOX_PAY_URL = env.str("SANDBOX_PAY_URL", default="http://127.0.0.1:8001")
 SANDBOX_PAY_MASTER_SECRET = env.str("SANDBOX_PAY_MASTER_SECRET",
                                     default="sandbox-master-secret-dev-only")
 
 # ----------------------------------------------------------------------------- notifications
-# The SMS gateway (empty: no SMS). `make run` starts a local fake on 8002.
+# The SMS gateway (empty: no SMS). `make run` starts a local fake on 8002 (portal/dev/fake_sms.py).
 SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL", default="")
 SMS_GATEWAY_KEY = env.str("SMS_GATEWAY_KEY", default="sms-fake-key-dev-only")
 # The messaging app's template messages (a WeChat-like official account; empty URL: the
-# channel is off). `make run` starts a local fake on 8003 (portal/notifications/fake_messaging_app.py).
+# channel is off). `make run` starts a local fake on 8003 (portal/dev/fake_messaging_app.py).
 MESSAGING_APP_URL = env.str("MESSAGING_APP_URL", default="")  # API: token and template sends
 # Where browsers go to authorize a binding (the app's web OAuth host); empty: MESSAGING_APP_URL.
 MESSAGING_APP_OAUTH_URL = env.str("MESSAGING_APP_OAUTH_URL", default="")

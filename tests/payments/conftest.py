@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from payments.sandbox.server import serve
+from portal.dev.http import DevService, Request, Response
+from portal.dev.sandbox_pay import Sandbox
 
 
 @dataclass
@@ -46,12 +45,11 @@ class CallbackCatcher:
 
 @pytest.fixture(scope="session")
 def sandbox_server(tmp_path_factory):
-    server, app = serve(0, tmp_path_factory.mktemp("sandbox"), "sandbox-master-secret-dev-only",
-                        test_hooks=True)
+    app = Sandbox(tmp_path_factory.mktemp("sandbox"), "sandbox-master-secret-dev-only",
+                  test_hooks=True).start()
     app.retry_delays = [0.5, 1, 2]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield app
-    server.shutdown()
+    app.stop()
 
 
 @pytest.fixture
@@ -64,21 +62,18 @@ def sandbox(sandbox_server, settings):
 def _catcher_server():
     catcher = CallbackCatcher(url="")
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - stdlib name
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            catcher.requests.append(Caught(self.path, dict(self.headers.items()), body))
-            self.send_response(catcher.status)
-            self.end_headers()
+    class Notify(DevService):
+        def handle(self, request: Request) -> Response:
+            if request.method != "POST":
+                return Response(501)
+            catcher.requests.append(Caught(request.target, dict(request.headers.items()),
+                                           request.body))
+            return Response(catcher.status)
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    catcher.url = f"http://127.0.0.1:{server.server_port}/notify"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = Notify().start()
+    catcher.url = f"{server.url}/notify"
     yield catcher
-    server.shutdown()
+    server.stop()
 
 
 @pytest.fixture
@@ -98,9 +93,8 @@ def sandbox_hook(sandbox_app, path: str, payload: dict) -> dict:
 @pytest.fixture
 def fresh_sandbox(tmp_path, settings):
     """A sandbox of this test's own: its statement lists only this test's payments."""
-    server, app = serve(0, tmp_path / "sandbox", "sandbox-master-secret-dev-only", test_hooks=True)
+    app = Sandbox(tmp_path / "sandbox", "sandbox-master-secret-dev-only", test_hooks=True).start()
     app.retry_delays = [0.5, 1, 2]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     settings.SANDBOX_PAY_URL = app.base_url
     yield app
-    server.shutdown()
+    app.stop()

@@ -23,7 +23,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from payments.insurance import (
@@ -42,6 +41,7 @@ from payments.insurance_gateway import (
     response_signature,
     verify_request,
 )
+from portal.dev.http import DevService, Request, Response
 
 _SETTLEMENT_PATH = re.compile(r"^/v1/settlements/([A-Za-z0-9_-]{1,64})(?:/(settle|reverse))?$")
 OPERATIONS = ("pre_settle", "settle", "reverse", "query")
@@ -79,7 +79,8 @@ class _Problem(Exception):
 
 
 @dataclass
-class FakeInsurer:
+class FakeInsurer(DevService):
+    poll_interval = 0.02
     api_key: str = "fake-insurer-key-dev-only"
     policy: InsurancePolicy = field(default_factory=InsurancePolicy)
     pending_ttl_seconds: float = 1800
@@ -95,40 +96,11 @@ class FakeInsurer:
         self._failures: dict[str, list[_Failure]] = {}
         self._corrupt: list[str] = []
         self._offset = 0.0
-        self._server: ThreadingHTTPServer | None = None
+        DevService.__init__(self)
 
-    # ----------------------------------------------------------------- lifecycle
-    def start(self) -> FakeInsurer:
-        insurer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - stdlib name
-                insurer._serve(self)
-
-            def do_POST(self) -> None:  # noqa: N802 - stdlib name
-                insurer._serve(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeInsurer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    # ----------------------------------------------------------------- lifecycle (DevService)
+    def started(self) -> None:
+        self.base_url = self.url
 
     # ----------------------------------------------------------------- steering
     def set_year_to_date(self, patient_id: str, ytd: YearToDate) -> None:
@@ -165,12 +137,13 @@ class FakeInsurer:
         return time.time() + self._offset
 
     # ----------------------------------------------------------------- HTTP
-    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        method, path = handler.command, handler.path
+    def handle(self, request: Request) -> Response:
+        if request.method not in ("GET", "POST"):
+            return Response(501)
+        body, method, path = request.body, request.method, request.target
         nonce = ""
         try:
-            nonce = self._authenticate(method, path, handler.headers.get(SIGNATURE_HEADER), body)
+            nonce = self._authenticate(method, path, request.headers.get(SIGNATURE_HEADER), body)
             operation, settlement_id = self._route(method, path)
             failure = self._take_failure(operation)
             if failure is not None and failure.delay:
@@ -182,10 +155,10 @@ class FakeInsurer:
                 raise _Problem(failure.status, failure.code)
         except _Problem as problem:
             status, payload = problem.status, {"code": problem.code, "message": problem.message}
-        self._respond(handler, method, path, status, payload, nonce)
+        return self._respond(method, path, status, payload, nonce)
 
-    def _respond(self, handler: BaseHTTPRequestHandler, method: str, path: str, status: int,
-                 payload: dict[str, Any], nonce: str) -> None:
+    def _respond(self, method: str, path: str, status: int, payload: dict[str, Any],
+                 nonce: str) -> Response:
         with self._lock:
             corrupt = self._corrupt.pop(0) if self._corrupt and status < 400 else None
         if corrupt == "amounts" and "settlement" in payload:
@@ -197,15 +170,11 @@ class FakeInsurer:
         key = self.api_key + "-wrong" if corrupt == "signature" else self.api_key
         with self._lock:  # logged before answering, so a test sees it as soon as it has the answer
             self.requests.append((method, path, status))
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(raw)))
-        handler.send_header(SIGNATURE_HEADER, f"t={ts},sig={response_signature(key, status, nonce, ts, raw)}")
-        try:
-            handler.end_headers()
-            handler.wfile.write(raw)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting (timeout tests): the answer is lost, as in real life
+        # A client that gave up waiting (timeout tests) loses the answer, as in real life.
+        return Response(status, raw, [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Length", str(len(raw))),
+            (SIGNATURE_HEADER, f"t={ts},sig={response_signature(key, status, nonce, ts, raw)}")])
 
     def _authenticate(self, method: str, path: str, header: str | None, body: bytes) -> str:
         try:

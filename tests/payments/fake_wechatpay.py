@@ -40,7 +40,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 from zoneinfo import ZoneInfo
@@ -51,6 +50,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
+
+from portal.dev.http import DevService, Request, Response
 
 CST = ZoneInfo("Asia/Shanghai")
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
@@ -210,7 +211,8 @@ class _PlatformCert:
 
 
 @dataclass
-class FakeWeChatPay:
+class FakeWeChatPay(DevService):
+    poll_interval = 0.05
     platform_key: rsa.RSAPrivateKey
     platform_certificate: x509.Certificate
     public_key: rsa.RSAPrivateKey | None = None  # platform public-key mode ("微信支付公钥")
@@ -230,43 +232,11 @@ class FakeWeChatPay:
         self._lock = threading.RLock()
         self._certs = [_PlatformCert(self.platform_key, self.platform_certificate)]
         self._bills: dict[str, _Bill] = {}
-        self._server: ThreadingHTTPServer | None = None
+        DevService.__init__(self)
 
-    # ------------------------------------------------------------- lifecycle
-    def start(self) -> FakeWeChatPay:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                reply, headers = fake.handle(self.command, self.path, dict(self.headers.items()), body)
-                self.send_response(reply.status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if reply.status != 204:
-                    self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                if reply.status != 204:
-                    self.wfile.write(reply.body)
-
-            do_GET = do_POST = _serve  # noqa: N815 - stdlib names
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+    # ------------------------------------------------------------- lifecycle (DevService)
+    def started(self) -> None:
+        self.base_url = self.url
 
     def add_merchant(self, *, mchid: str, appid: str, serial_no: str,
                      public_key: rsa.RSAPublicKey, apiv3_key: str) -> Merchant:
@@ -305,7 +275,17 @@ class FakeWeChatPay:
                 "Wechatpay-Signature-Type": SIGNATURE_TYPE}
 
     # ------------------------------------------------------------- HTTP
-    def handle(self, method: str, target: str, headers: dict[str, str],
+    def handle(self, request: Request) -> Response:
+        if request.method not in ("GET", "POST"):
+            return Response(501)
+        reply, headers = self.answer(request.method, request.target, dict(request.headers.items()),
+                                     request.body)
+        if reply.status == 204:
+            return Response(204, headers=list(headers.items()))
+        return Response(reply.status, reply.body,
+                        [*headers.items(), ("Content-Type", reply.content_type)])
+
+    def answer(self, method: str, target: str, headers: dict[str, str],
                body: bytes) -> tuple[_Reply, dict[str, str]]:
         seen = Seen(method, target, headers, body)
         with self._lock:

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from portal.devstack import redis_server_binary
+from portal.dev.devstack import redis_server_binary
 from tests.conftest import ROOT, free_port, host_client, stop_process, subprocess_env
 
 

@@ -24,9 +24,9 @@ from portal.accounts.services import (
     messaging_app_unbind,
 )
 from portal.celery import WORKER_HEARTBEAT_KEY
+from portal.dev.fake_messaging_app import FakeMessagingApp, openid_for
 from portal.notifications import messaging_app
 from portal.notifications.channels import channel_preference_set, channel_preferences
-from portal.notifications.fake_messaging_app import FakeMessagingApp, openid_for
 from portal.notifications.models import Delivery, InboxMessage
 from portal.notifications.services import _channels_for, chunk_deliver, notify
 from tests.conftest import (
@@ -443,7 +443,7 @@ def test_messaging_app_expired_token_refreshed_once_by_the_worker(committed_db, 
 def test_fake_messaging_app_runs_as_its_own_process(tmp_path):
     """`make run` starts it with `python -m`; it answers and shows what was sent."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "portal.notifications.fake_messaging_app",
+    proc = subprocess.Popen([sys.executable, "-m", "portal.dev.fake_messaging_app",
                              "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from portal.notifications.fake_sms import FakeSmsGateway
+from portal.dev.fake_sms import FakeSmsGateway
 from portal.notifications.models import Delivery, InboxMessage, OutboxEvent
 from portal.notifications.services import chunk_deliver, notify, outbox_deliver_now
 from tests.conftest import make_user

@@ -13,8 +13,8 @@ import redis
 from django.db import connection
 
 from portal.celery import WORKER_HEARTBEAT_KEY
-from portal.devstack import redis_server_binary
-from portal.notifications.fake_sms import FakeSmsGateway
+from portal.dev.devstack import redis_server_binary
+from portal.dev.fake_sms import FakeSmsGateway
 from portal.notifications.models import Delivery, InboxMessage, OutboxEvent
 from portal.notifications.services import notify
 from tests.conftest import ROOT, free_port, in_schema, stop_process, subprocess_env

