@@ -2,7 +2,7 @@
 doctors, consultations with quality figures, records and reports with the access log.
 
 Thin: every change calls `consult.services`; every opening of a record's page goes through
-`services.record_access`, which logs it. Doctors (and hospital admins) work here.
+`records.record_access`, which logs it. Doctors (and hospital admins) work here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from portal.accounts.models import StaffMembership
 from portal.admin_sites import ReadOnlyInline, RoleModelAdmin, hospital_admin_site
 from registration.models import PatientCard
 
-from . import selectors, services
+from . import selectors
+from .errors import InvalidRule, RecordNotFound
 from .models import (
     Consultation,
     ConsultationEvent,
@@ -34,6 +35,7 @@ from .models import (
     TriageRule,
     TriageRuleVersion,
 )
+from .services import records, triage_rules
 
 Role = StaffMembership.Role
 
@@ -138,8 +140,8 @@ class TriageRuleForm(forms.ModelForm):
         if "conditions" in data:
             probe = TriageRule(conditions=data["conditions"])
             try:
-                services.triage_rule_check(rule=probe)
-            except services.InvalidRule as exc:
+                triage_rules.triage_rule_check(rule=probe)
+            except InvalidRule as exc:
                 raise ValidationError({"conditions": exc.message}) from None
         return data
 
@@ -154,15 +156,15 @@ class TriageRuleAdmin(RoleModelAdmin):
     search_fields = ("name", "code")
 
     def save_model(self, request, obj, form, change):
-        version = services.triage_rule_save(rule=obj, by=request.user)
+        version = triage_rules.triage_rule_save(rule=obj, by=request.user)
         messages.info(request, _("Published triage rule version %(n)d.") % {"n": version.number})
 
     def delete_model(self, request, obj):
-        services.triage_rule_delete(rule=obj, by=request.user)
+        triage_rules.triage_rule_delete(rule=obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
         for rule in queryset:
-            services.triage_rule_delete(rule=rule, by=request.user)
+            triage_rules.triage_rule_delete(rule=rule, by=request.user)
 
 
 @admin.register(TriageRuleVersion, site=hospital_admin_site)
@@ -304,16 +306,16 @@ class RecordAdmin(RoleModelAdmin):
     def get_object(self, request, object_id, from_field=None):
         # Every opening of a record in admin is a read: through the one gate that logs it.
         try:
-            return services.record_access(record_id=object_id, user=request.user, via="admin")
-        except services.RecordNotFound:
+            return records.record_access(record_id=object_id, user=request.user, via="admin")
+        except RecordNotFound:
             return None
 
     def save_model(self, request, obj, form, change):
-        services.record_save(record=obj, by=request.user)
+        records.record_save(record=obj, by=request.user)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        services.record_items_finish(record=form.instance, created=not change)
+        records.record_items_finish(record=form.instance, created=not change)
 
 
 @admin.register(RecordAccess, site=hospital_admin_site)
