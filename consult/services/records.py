@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import StaffMembership
+from registration.models import PatientCard
 from registration.services import patient_card_for
 
 from ..errors import InvalidReport, RecordNotFound
@@ -81,8 +82,6 @@ def report_create(*, kind: str, title: str, patient_card=None, family_member=Non
             if existing is not None:
                 return existing
         if patient_card is None and medical_record_number:
-            from registration.models import PatientCard
-
             patient_card = PatientCard.objects.filter(
                 medical_record_number=str(medical_record_number).strip()).first()
             if patient_card is None:
