@@ -22,8 +22,8 @@ from portal.partners.services import patient_resolve, record_object
 from registration.api import PatientOut
 from registration.models import Department
 
-from . import services
 from .models import LabItem, Record
+from .services import records
 
 PUSHABLE_KINDS = [Record.Kind.LAB_REPORT, Record.Kind.IMAGING_REPORT, Record.Kind.VISIT_SUMMARY]
 
@@ -143,7 +143,7 @@ class ReportCreateView(PartnerAPIView):
                 _account, member = patient_resolve(name=v["patient"]["name"],
                                                    id_number=v["patient"]["id_number"],
                                                    mobile=v["patient"]["mobile"])
-            record = services.report_create(
+            record = records.report_create(
                 kind=v["kind"], title=v["title"], family_member=member,
                 medical_record_number=v["patient"].get("medical_record_number"),
                 items=[dict(i) for i in v.get("items", [])], body=v.get("body", ""),

@@ -349,7 +349,7 @@ class Message(models.Model):
 
 class Record(models.Model):
     """A medical record or report of a patient at this hospital. Read only through
-    `services.record_access`, which logs every read."""
+    `services.records.record_access`, which logs every read."""
 
     class Kind(models.TextChoices):
         VISIT_SUMMARY = "visit_summary", _("Visit summary")

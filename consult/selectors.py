@@ -1,7 +1,8 @@
-"""Read queries of the consult app (pages, admin and, later, the API).
+"""Read queries of the consult app (pages, admin, and the services that need the same read).
 
-Reading a record's content is not here: it goes through `services.record_access`, which logs
-the read. These return lists (titles and dates) only.
+Read-only: nothing here writes, so a GET page that calls these changes nothing. Reading a
+record's content is not here: it goes through `consult.services.records.record_access`, which
+logs the read. The record queries here return lists (titles and dates) only.
 """
 
 from __future__ import annotations
@@ -11,8 +12,68 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.db.models import Avg, Count, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from .models import Consultation, DoctorConsultProfile, Record
+from portal.accounts.models import StaffMembership
+from tenants.models import hospital_tz
+
+from .errors import ConsultError, DoctorNotAvailable
+from .models import Consultation, ConsultSettings, DoctorConsultProfile, Record, TriageForm
+
+
+def consult_settings() -> ConsultSettings:
+    """This hospital's consult settings. The row is seeded at provisioning (`defaults.seed`);
+    if staff somehow lost it, the defaults apply, in memory: a read never creates it."""
+    return ConsultSettings.objects.filter(pk=1).first() or ConsultSettings(pk=1)
+
+
+def consult_fee_fen(*, doctor=None) -> int:
+    """The fee of a consultation with `doctor`, or with a department (doctor None)."""
+    if doctor is None:
+        return consult_settings().department_fee_fen
+    profile = DoctorConsultProfile.objects.filter(doctor=doctor, is_enabled=True,
+                                                  doctor__is_active=True).first()
+    if profile is None:
+        raise DoctorNotAvailable(_("This doctor does not offer online consultation."))
+    return profile.fee_fen
+
+
+def triage_form_for(*, department=None) -> TriageForm:
+    """The department's own form, else its parent's, else the general one."""
+    form = None
+    if department is not None:
+        form = TriageForm.objects.filter(department=department, is_active=True).first()
+        if form is None and department.parent_id:
+            form = TriageForm.objects.filter(department_id=department.parent_id,
+                                             is_active=True).first()
+    form = form or TriageForm.objects.filter(department__isnull=True, is_active=True).first()
+    if form is None:
+        raise ConsultError(_("Pre-screening is not set up at this hospital."),
+                           code="triage_not_configured")
+    return form
+
+
+def doctor_for_user(user):
+    """The hospital's doctor whose login this is, if the user is doctor-role staff here."""
+    from registration.models import Doctor
+
+    if user is None or not user.is_authenticated:
+        return None
+    if not StaffMembership.objects.filter(user=user, hospital_id=connection.tenant.pk,
+                                          is_active=True, role=StaffMembership.Role.DOCTOR
+                                          ).exists():
+        return None
+    return Doctor.objects.filter(account=user, is_active=True).select_related("department").first()
+
+
+def doctor_may_answer(doctor, c: Consultation) -> bool:
+    if doctor is None:
+        return False
+    if c.doctor_id is not None:
+        return c.doctor_id == doctor.pk
+    # A department consultation: any online doctor of that department may take it.
+    return doctor.department_id == c.department_id and DoctorConsultProfile.objects.filter(
+        doctor=doctor, is_enabled=True).exists()
 
 
 def consultations_for_account(user) -> QuerySet[Consultation]:
@@ -46,7 +107,6 @@ def workbench(doctor) -> dict:
     """A doctor's day: waiting consultations by deadline (theirs, and unclaimed ones of their
     department), active ones, and today's booked patients with their check-in status."""
     from registration.models import Booking
-    from tenants.models import hospital_tz
 
     mine_or_department = Q(doctor=doctor)
     if DoctorConsultProfile.objects.filter(doctor=doctor, is_enabled=True).exists():

@@ -1,9 +1,10 @@
 """Consultations, the doctor workbench and records on a hospital's site.
 
 Thin: parse, call a selector or a service of `consult.services`, render. A refused request (a
-`ConsultError`) is shown on its page with 409 and changes nothing. Patients only ever reach
-their own consultations and their own family members' records: anything else is a 404, the
-same as an id that does not exist. Records are read only through `services.record_access`.
+`ConsultError`) is shown on its page with 409 and changes nothing; a GET writes nothing but
+the log row of a record read. Patients only ever reach their own consultations and their own
+family members' records: anything else is a 404, the same as an id that does not exist.
+Records are read only through `records.record_access`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from portal.accounts.models import FamilyMember
 from registration.models import Department
 
-from . import selectors, services
+from . import selectors
+from .errors import ConsultError, RecordNotFound, TriageIncomplete
 from .models import Consultation, Message, Outcome, Record, TriageResult
+from .services import consultations, records, triage_rules
 
 CONFLICT = 409
 
@@ -28,7 +31,7 @@ CONFLICT = 409
 def _role_for(request: HttpRequest, c: Consultation) -> str | None:
     if c.account_id == request.user.pk:
         return "patient"
-    if services.doctor_may_answer(services.doctor_for_user(request.user), c):
+    if selectors.doctor_may_answer(selectors.doctor_for_user(request.user), c):
         return "doctor"
     return None
 
@@ -52,8 +55,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "consultations": selectors.consultations_for_account(request.user)[:50],
         "doctors": selectors.online_doctors(),
         "departments": selectors.online_departments(),
-        "department_fee_fen": services.consult_settings().department_fee_fen,
-        "doctor": services.doctor_for_user(request.user)})
+        "department_fee_fen": selectors.consult_settings().department_fee_fen,
+        "doctor": selectors.doctor_for_user(request.user)})
 
 
 def _triage_target(request: HttpRequest):
@@ -67,7 +70,7 @@ def _triage_target(request: HttpRequest):
     department = selectors.online_departments().filter(code=raw_dept).first()
     if department is None:
         raise Http404
-    return None, department, services.consult_settings().department_fee_fen
+    return None, department, selectors.consult_settings().department_fee_fen
 
 
 @login_required
@@ -75,7 +78,7 @@ def _triage_target(request: HttpRequest):
 def start(request: HttpRequest) -> HttpResponse:
     """The pre-screening questions for a doctor or a department; POST decides."""
     doctor, department, fee = _triage_target(request)
-    form = services.triage_form_for(department=department)
+    form = selectors.triage_form_for(department=department)
     members = list(FamilyMember.objects.filter(account=request.user))
     context = {"doctor": doctor, "department": department, "fee_fen": fee, "form": form,
                "questions": list(form.questions.all()), "members": members,
@@ -87,10 +90,10 @@ def start(request: HttpRequest) -> HttpResponse:
         context["errors"] = {"member": _("Choose who the consultation is for.")}
         return render(request, "consult/start.html", context, status=400)
     try:
-        result = services.triage_submit(account=request.user, family_member=member,
-                                        answers=request.POST, doctor=doctor,
-                                        department=department, form=form)
-    except services.TriageIncomplete as exc:
+        result = triage_rules.triage_submit(account=request.user, family_member=member,
+                                            answers=request.POST, doctor=doctor,
+                                            department=department, form=form)
+    except TriageIncomplete as exc:
         context["errors"] = exc.details.get("fields", {})
         context["error"] = exc.message
         return render(request, "consult/start.html", context, status=400)
@@ -112,21 +115,21 @@ def triage_result(request: HttpRequest, pk: int) -> HttpResponse:
         suggest = Department.objects.filter(pk=deciding["suggest_department_id"]).first()
     if suggest is None and result.outcome == Outcome.VISIT_IN_PERSON:
         suggest = result.department  # the department the patient was asking anyway
-    settings_row = services.consult_settings()
+    settings_row = selectors.consult_settings()
     fee, error = 0, None
     if result.outcome == Outcome.ONLINE_OK:
         try:
-            fee = (services.consult_fee_fen(doctor=result.doctor) if result.doctor
+            fee = (selectors.consult_fee_fen(doctor=result.doctor) if result.doctor
                    else settings_row.department_fee_fen)
-        except services.ConsultError as exc:  # the doctor stopped consulting meanwhile
+        except ConsultError as exc:  # the doctor stopped consulting meanwhile
             error = exc.message
     context = {"result": result, "deciding": deciding, "suggest": suggest,
                "settings": settings_row, "fee_fen": fee, "error": error}
     if request.method == "POST":
         try:
-            c = services.consultation_start(triage=result, account=request.user,
-                                            question=request.POST.get("question", ""))
-        except services.ConsultError as exc:
+            c = consultations.consultation_start(triage=result, account=request.user,
+                                                 question=request.POST.get("question", ""))
+        except ConsultError as exc:
             context["error"] = exc.message
             return render(request, "consult/triage_result.html", context, status=CONFLICT)
         return redirect("consult:detail", c.pk)
@@ -201,10 +204,10 @@ def poll(request: HttpRequest, pk: int) -> JsonResponse:
 def send(request: HttpRequest, pk: int) -> HttpResponse:
     c, role = _consultation(request, pk)
     try:
-        services.message_send(consultation=c, author=request.user,
-                              body=request.POST.get("body", ""),
-                              attachment=request.FILES.get("image"))
-    except services.ConsultError as exc:
+        consultations.message_send(consultation=c, author=request.user,
+                                   body=request.POST.get("body", ""),
+                                   attachment=request.FILES.get("image"))
+    except ConsultError as exc:
         if request.headers.get("x-requested-with") == "fetch":
             return JsonResponse({"error": exc.message, "code": exc.code}, status=CONFLICT)
         messages.error(request, exc.message)
@@ -219,9 +222,9 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
 def close(request: HttpRequest, pk: int) -> HttpResponse:
     c, role = _consultation(request, pk)
     try:
-        services.consultation_close(consultation=c, by=request.user,
-                                    summary=request.POST.get("summary", ""))
-    except services.ConsultError as exc:
+        consultations.consultation_close(consultation=c, by=request.user,
+                                         summary=request.POST.get("summary", ""))
+    except ConsultError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("The consultation is closed; the summary is in the "
@@ -235,8 +238,8 @@ def close(request: HttpRequest, pk: int) -> HttpResponse:
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     c, _role = _consultation(request, pk)
     try:
-        services.consultation_cancel(consultation=c, by=request.user)
-    except services.ConsultError as exc:
+        consultations.consultation_cancel(consultation=c, by=request.user)
+    except ConsultError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("The consultation is cancelled. Any fee paid is refunded."))
@@ -249,10 +252,10 @@ def rate(request: HttpRequest, pk: int) -> HttpResponse:
     c, _role = _consultation(request, pk)
     raw = request.POST.get("rating", "")
     try:
-        services.consultation_rate(consultation=c, by=request.user,
-                                   rating=int(raw) if raw.isdigit() else 0,
-                                   comment=request.POST.get("comment", ""))
-    except services.ConsultError as exc:
+        consultations.consultation_rate(consultation=c, by=request.user,
+                                        rating=int(raw) if raw.isdigit() else 0,
+                                        comment=request.POST.get("comment", ""))
+    except ConsultError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, _("Thank you for your rating."))
@@ -275,7 +278,7 @@ def attachment(request: HttpRequest, pk: int) -> FileResponse:
 
 @login_required
 def workbench(request: HttpRequest) -> HttpResponse:
-    doctor = services.doctor_for_user(request.user)
+    doctor = selectors.doctor_for_user(request.user)
     if doctor is None:
         raise Http404
     return render(request, "consult/workbench.html",
@@ -290,7 +293,7 @@ def workbench_check_in(request: HttpRequest, pk: int) -> HttpResponse:
     from registration.models import Booking
     from registration.services import booking as booking_services
 
-    doctor = services.doctor_for_user(request.user)
+    doctor = selectors.doctor_for_user(request.user)
     if doctor is None:
         raise Http404
     booking = get_object_or_404(Booking, pk=pk, doctor=doctor)
@@ -319,8 +322,8 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if not selectors.records_for_account(request.user).filter(pk=pk).exists():
         raise Http404
     try:
-        record = services.record_access(record_id=pk, user=request.user, via="patient_page")
-    except services.RecordNotFound:
+        record = records.record_access(record_id=pk, user=request.user, via="patient_page")
+    except RecordNotFound:
         raise Http404 from None
     return render(request, "consult/record_detail.html",
                   {"record": record, "items": list(record.items.all())})

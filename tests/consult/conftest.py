@@ -65,11 +65,11 @@ BENIGN = {"symptoms": ["cough", "sore_throat"], "temperature": "37.2", "duration
 
 
 def start_consultation(*, doctor, user, member, answers=None, question="咳嗽两天，要紧吗？"):
-    from consult import services as svc
+    from consult.services import consultations, triage_rules
 
-    triage = svc.triage_submit(account=user, family_member=member, answers=answers or BENIGN,
-                               doctor=doctor)
-    return svc.consultation_start(triage=triage, account=user, question=question)
+    triage = triage_rules.triage_submit(account=user, family_member=member, answers=answers or BENIGN,
+                                        doctor=doctor)
+    return consultations.consultation_start(triage=triage, account=user, question=question)
 
 
 def pay(consultation, txn: str | None = None):

@@ -9,8 +9,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from consult import services as svc
+from consult import selectors
+from consult.errors import AttachmentRejected, ConsultationNotOpen, NotYourConsultation, RatingNotAllowed
 from consult.models import Consultation, ConsultationEvent, Message, Record
+from consult.services import attachments, consultations, triage_rules
 from payments.models import Order, Refund
 from portal.notifications.models import InboxMessage, OutboxEvent
 from portal.notifications.services import outbox_deliver_now
@@ -35,24 +37,25 @@ def test_consultation_paid_then_answered_then_closed_becomes_a_record(hospital_a
         assert c.order.kind == Order.Kind.CONSULTATION and c.order.self_pay_fen == 3000
         c = pay(c)
         assert c.status == "waiting"
-        hours = svc.consult_settings().response_hours
+        hours = selectors.consult_settings().response_hours
         assert c.deadline_at - c.paid_at == timedelta(hours=hours)
-        svc.message_send(consultation=c, author=user, body="还有点发热")
+        consultations.message_send(consultation=c, author=user, body="还有点发热")
         c.refresh_from_db()
         assert c.status == "waiting"  # a patient's message does not stop the clock
-        svc.message_send(consultation=c, author=doctor_user, body="多喝水，观察体温。")
+        consultations.message_send(consultation=c, author=doctor_user, body="多喝水，观察体温。")
         c.refresh_from_db()
         assert c.status == "active" and c.first_response_at is not None
-        record = svc.consultation_close(consultation=c, by=doctor_user, summary="上呼吸道感染，对症处理。")
+        record = consultations.consultation_close(consultation=c, by=doctor_user,
+                                                  summary="上呼吸道感染，对症处理。")
         c.refresh_from_db()
         assert c.status == "closed"
         assert record.kind == Record.Kind.CONSULTATION_SUMMARY
         assert record.patient_card == c.patient_card and record.body == "上呼吸道感染，对症处理。"
         actions = list(ConsultationEvent.objects.filter(consultation=c).values_list("action", flat=True))
         assert actions == ["created", "paid", "answered", "closed"]
-        svc.consultation_rate(consultation=c, by=user, rating=5, comment="很耐心")
-        with pytest.raises(svc.RatingNotAllowed):
-            svc.consultation_rate(consultation=c, by=user, rating=4)
+        consultations.consultation_rate(consultation=c, by=user, rating=5, comment="很耐心")
+        with pytest.raises(RatingNotAllowed):
+            consultations.consultation_rate(consultation=c, by=user, rating=4)
     outbox_deliver_now()
     kinds = set(InboxMessage.objects.filter(user=user).values_list("kind", flat=True))
     assert {"consult_reply", "consult_closed", "payment_succeeded"} <= kinds
@@ -63,13 +66,13 @@ def test_consultation_rating_refused_before_close_and_out_of_range(hospital_a, a
     user, member = make_patient("评分")
     with in_schema(hospital_a):
         c = pay(start_consultation(doctor=doctor, user=user, member=member))
-        with pytest.raises(svc.RatingNotAllowed):
-            svc.consultation_rate(consultation=c, by=user, rating=5)
-        svc.message_send(consultation=c, author=doctor_user, body="你好")
-        svc.consultation_close(consultation=c, by=doctor_user, summary="好")
+        with pytest.raises(RatingNotAllowed):
+            consultations.consultation_rate(consultation=c, by=user, rating=5)
+        consultations.message_send(consultation=c, author=doctor_user, body="你好")
+        consultations.consultation_close(consultation=c, by=doctor_user, summary="好")
         for bad in (0, 6):
-            with pytest.raises(svc.RatingNotAllowed):
-                svc.consultation_rate(consultation=c, by=user, rating=bad)
+            with pytest.raises(RatingNotAllowed):
+                consultations.consultation_rate(consultation=c, by=user, rating=bad)
 
 
 def test_consultation_unpaid_order_closing_cancels_it(hospital_a, alpha_doctor):
@@ -83,8 +86,8 @@ def test_consultation_unpaid_order_closing_cancels_it(hospital_a, alpha_doctor):
         assert pay_svc.orders_close_expired() >= 1
         c.refresh_from_db()
         assert c.status == "cancelled"
-        with pytest.raises(svc.ConsultationNotOpen):
-            svc.message_send(consultation=c, author=user, body="在吗")
+        with pytest.raises(ConsultationNotOpen):
+            consultations.message_send(consultation=c, author=user, body="在吗")
 
 
 def test_consultation_timeout_refunds_and_tells_patient(hospital_a, alpha_doctor, sandbox):
@@ -95,23 +98,23 @@ def test_consultation_timeout_refunds_and_tells_patient(hospital_a, alpha_doctor
         _pay_at_sandbox(sandbox, c)
         c = pay(c)
         # Not yet due: nothing happens.
-        assert svc.consultation_timeout_and_refund(consultation_id=c.pk) is False
+        assert consultations.consultation_timeout_and_refund(consultation_id=c.pk) is False
         assert Consultation.objects.get(pk=c.pk).status == "waiting"
         Consultation.objects.filter(pk=c.pk).update(deadline_at=timezone.now() - timedelta(minutes=1))
-        svc.consultations_timeout_due()
+        consultations.consultations_timeout_due()
         c.refresh_from_db()
         assert c.status == "timed_out"
         refund = Refund.objects.get(order_id=c.order_id)
         assert refund.amount_fen == 3000 and refund.provider_refund_id  # sent to the provider
         refund_callback(c.order)  # the provider confirms
-        assert svc.consultations_timeout_due() == 1  # the next run settles it
+        assert consultations.consultations_timeout_due() == 1  # the next run settles it
         c.refresh_from_db()
         assert c.status == "refunded"
         assert Order.objects.get(pk=c.order_id).status == Order.Status.REFUNDED
         # A doctor replying too late is refused; running the job again changes nothing.
-        with pytest.raises(svc.ConsultationNotOpen):
-            svc.message_send(consultation=c, author=doctor_user, body="抱歉来晚了")
-        svc.consultations_timeout_due()
+        with pytest.raises(ConsultationNotOpen):
+            consultations.message_send(consultation=c, author=doctor_user, body="抱歉来晚了")
+        consultations.consultations_timeout_due()
         assert Refund.objects.filter(order_id=c.order_id).count() == 1
         assert OutboxEvent.objects.filter(kind="consult_timed_out", recipients=[user.pk]).count() == 1
 
@@ -122,8 +125,8 @@ def test_consultation_doctor_reply_after_deadline_refused_before_job_runs(hospit
     with in_schema(hospital_a):
         c = pay(start_consultation(doctor=doctor, user=user, member=member))
         Consultation.objects.filter(pk=c.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
-        with pytest.raises(svc.ConsultationNotOpen):
-            svc.message_send(consultation=c, author=doctor_user, body="来了")
+        with pytest.raises(ConsultationNotOpen):
+            consultations.message_send(consultation=c, author=doctor_user, body="来了")
         assert Message.objects.filter(consultation=c).count() == 0
 
 
@@ -134,10 +137,10 @@ def test_consultation_only_patient_and_its_doctor_may_write(hospital_a, alpha_do
         other_doctor, other_doctor_user = make_online_doctor(hospital_a)
         c = pay(start_consultation(doctor=doctor, user=user, member=member))
         for outsider in (other_patient, other_doctor_user):
-            with pytest.raises(svc.NotYourConsultation):
-                svc.message_send(consultation=c, author=outsider, body="偷看")
-        with pytest.raises(svc.NotYourConsultation):
-            svc.consultation_close(consultation=c, by=user, summary="自己关")
+            with pytest.raises(NotYourConsultation):
+                consultations.message_send(consultation=c, author=outsider, body="偷看")
+        with pytest.raises(NotYourConsultation):
+            consultations.consultation_close(consultation=c, by=user, summary="自己关")
 
 
 def test_department_consultation_is_claimed_by_the_first_doctor_who_answers(hospital_a):
@@ -147,12 +150,12 @@ def test_department_consultation_is_claimed_by_the_first_doctor_who_answers(hosp
     with in_schema(hospital_a):
         doctor, doctor_user = make_online_doctor(hospital_a, department="respiratory")
         dept = Department.objects.get(code="respiratory")
-        triage = svc.triage_submit(account=user, family_member=member, department=dept, answers={
+        triage = triage_rules.triage_submit(account=user, family_member=member, department=dept, answers={
             "symptoms": ["cough"], "duration": "1", "pregnant": "na"})
-        c = svc.consultation_start(triage=triage, account=user, question="咳嗽")
-        assert c.doctor is None and c.fee_fen == svc.consult_settings().department_fee_fen
+        c = consultations.consultation_start(triage=triage, account=user, question="咳嗽")
+        assert c.doctor is None and c.fee_fen == selectors.consult_settings().department_fee_fen
         c = pay(c)
-        svc.message_send(consultation=c, author=doctor_user, body="我来回答")
+        consultations.message_send(consultation=c, author=doctor_user, body="我来回答")
         c.refresh_from_db()
         assert (c.status, c.doctor_id) == ("active", doctor.pk)
 
@@ -163,16 +166,17 @@ def test_consultation_attachments_checked_for_type_and_size(hospital_a, alpha_do
     user, member = make_patient("附件")
     with in_schema(hospital_a):
         c = pay(start_consultation(doctor=doctor, user=user, member=member))
-        msg = svc.message_send(consultation=c, author=user, body="",
-                               attachment=SimpleUploadedFile("舌苔.png", PNG, "image/png"))
+        msg = consultations.message_send(consultation=c, author=user, body="",
+                                         attachment=SimpleUploadedFile("舌苔.png", PNG, "image/png"))
         assert msg.attachment_type == "image/png" and msg.attachment.name.endswith(".png")
         assert f"consult/{hospital_a.schema_name}/" in msg.attachment.name  # tenant-prefixed path
-        with pytest.raises(svc.AttachmentRejected):  # a script named like a picture
-            svc.message_send(consultation=c, author=user, attachment=SimpleUploadedFile(
+        with pytest.raises(AttachmentRejected):  # a script named like a picture
+            consultations.message_send(consultation=c, author=user, attachment=SimpleUploadedFile(
                 "x.png", b"<script>alert(1)</script>", "image/png"))
-        big = SimpleUploadedFile("big.png", PNG + b"\x00" * (svc.MAX_ATTACHMENT_BYTES + 1), "image/png")
-        with pytest.raises(svc.AttachmentRejected):
-            svc.message_send(consultation=c, author=user, attachment=big)
+        big = SimpleUploadedFile("big.png", PNG + b"\x00" * (attachments.MAX_ATTACHMENT_BYTES + 1),
+                                 "image/png")
+        with pytest.raises(AttachmentRejected):
+            consultations.message_send(consultation=c, author=user, attachment=big)
         assert Message.objects.filter(consultation=c).count() == 1
 
 
@@ -183,12 +187,12 @@ def test_consultation_cancel_while_waiting_refunds(hospital_a, alpha_doctor, san
         c = start_consultation(doctor=doctor, user=user, member=member)
         _pay_at_sandbox(sandbox, c)
         c = pay(c)
-        c = svc.consultation_cancel(consultation=c, by=user)
+        c = consultations.consultation_cancel(consultation=c, by=user)
         assert c.status == "cancelled"
         refund = Refund.objects.get(order_id=c.order_id)
         assert refund.amount_fen == 3000 and refund.provider_refund_id
-        with pytest.raises(svc.ConsultationNotOpen):
-            svc.consultation_cancel(consultation=c, by=user)
+        with pytest.raises(ConsultationNotOpen):
+            consultations.consultation_cancel(consultation=c, by=user)
 
 
 def _pay_at_sandbox(sandbox_app, c):
@@ -216,8 +220,8 @@ def test_jpeg_attachment_loses_its_exif_location(hospital_a, alpha_doctor, setti
     user, member = make_patient("照片")
     with in_schema(hospital_a):
         c = pay(start_consultation(doctor=doctor, user=user, member=member))
-        msg = svc.message_send(consultation=c, author=user,
-                               attachment=SimpleUploadedFile("IMG_0001.JPG", photo, "image/jpeg"))
+        msg = consultations.message_send(consultation=c, author=user,
+                                         attachment=SimpleUploadedFile("IMG_0001.JPG", photo, "image/jpeg"))
         stored = msg.attachment.open("rb").read()
         assert stored == b"\xff\xd8" + app0 + scan  # JFIF header and image data kept
         assert b"GPS" not in stored and msg.attachment_size == len(stored)

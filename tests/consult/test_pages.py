@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from consult import selectors
-from consult import services as svc
 from consult.models import Consultation, TriageResult
+from consult.services import consultations, records
 from tests.conftest import host_client, in_schema, make_user
 from tests.consult.conftest import BENIGN, make_online_doctor, make_patient, pay, start_consultation
 
@@ -73,7 +73,7 @@ def test_consultation_of_another_account_is_404_everywhere(hospital_a, alpha_doc
     user, member = make_patient("我的问诊")
     with in_schema(hospital_a):
         c = pay(start_consultation(doctor=doctor, user=user, member=member))
-        msg = svc.message_send(consultation=c, author=user, body="私密")
+        msg = consultations.message_send(consultation=c, author=user, body="私密")
         triage_id = c.triage_id
     client_a.force_login(other_patient)
     for url in (f"/consult/{c.pk}/", f"/consult/{c.pk}/messages/", f"/consult/triage/{triage_id}/",
@@ -162,9 +162,9 @@ def test_admin_shows_quality_per_doctor_and_department(hospital_a, admin_a):
         doctor, doctor_user = make_online_doctor(hospital_a, name="质量医生")
         c = pay(start_consultation(doctor=doctor, user=user, member=member))
         Consultation.objects.filter(pk=c.pk).update(paid_at=timezone.now() - timedelta(minutes=30))
-        svc.message_send(consultation=c, author=doctor_user, body="好")
-        svc.consultation_close(consultation=c, by=doctor_user, summary="好")
-        svc.consultation_rate(consultation=c, by=user, rating=4)
+        consultations.message_send(consultation=c, author=doctor_user, body="好")
+        consultations.consultation_close(consultation=c, by=doctor_user, summary="好")
+        consultations.consultation_rate(consultation=c, by=user, rating=4)
         rows = {r["who"].name: r for r in selectors.quality("doctor")}
         assert rows["质量医生"]["n"] == 1 and rows["质量医生"]["rating"] == 4
         assert 29 < rows["质量医生"]["p50"] < 31 and rows["质量医生"]["timeout_rate"] == 0
@@ -230,7 +230,7 @@ def test_records_list_and_workbench_queries_do_not_grow_with_data(hospital_a, cl
     def add(n):
         with in_schema(hospital_a):
             for i in range(n):
-                svc.report_create(kind="visit_summary", title=f"门诊 {i}", family_member=member)
+                records.report_create(kind="visit_summary", title=f"门诊 {i}", family_member=member)
                 other_user, other_member = make_patient(f"候诊{i}")
                 pay(start_consultation(doctor=doctor, user=other_user, member=other_member))
 

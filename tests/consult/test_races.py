@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from consult import services as svc
+from consult.errors import ConsultationNotOpen
 from consult.models import Consultation, Message
+from consult.services import consultations
 from payments.models import Refund
 from tests.consult.conftest import make_online_doctor, make_patient, pay, start_consultation
 from tests.consult.test_consultations import _pay_at_sandbox
@@ -39,16 +40,16 @@ def test_race_first_reply_against_patient_cancel(alpha, sandbox):
 
         def reply():
             try:
-                svc.message_send(consultation=c, author=doctor_user, body="我来了")
+                consultations.message_send(consultation=c, author=doctor_user, body="我来了")
                 results["reply"] = True
-            except svc.ConsultationNotOpen:
+            except ConsultationNotOpen:
                 results["reply"] = False
 
         def cancel():
             try:
-                svc.consultation_cancel(consultation=c, by=user)
+                consultations.consultation_cancel(consultation=c, by=user)
                 results["cancel"] = True
-            except svc.ConsultationNotOpen:
+            except ConsultationNotOpen:
                 results["cancel"] = False
 
         assert _run_together(reply, cancel) == []
@@ -72,7 +73,7 @@ def test_race_timeout_job_twice_refunds_once(alpha, sandbox):
     _pay_at_sandbox(sandbox, c)
     c = pay(c)
     Consultation.objects.filter(pk=c.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
-    assert _run_together(*[lambda: svc.consultation_timeout_and_refund(consultation_id=c.pk)
+    assert _run_together(*[lambda: consultations.consultation_timeout_and_refund(consultation_id=c.pk)
                            for _ in range(4)]) == []
     connection.set_tenant(alpha)
     assert Consultation.objects.get(pk=c.pk).status == "timed_out"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from consult import services as svc
+from consult.errors import InvalidReport, RecordNotFound
 from consult.models import Record, RecordAccess
+from consult.services import consultations, records
 from portal.notifications.models import InboxMessage, OutboxEvent
 from portal.notifications.services import outbox_deliver_now
 from tests.conftest import host_client, in_schema, make_staff
@@ -22,8 +23,8 @@ LIPIDS = [
 
 
 def _lab_report(member, **extra):
-    return svc.report_create(kind=Record.Kind.LAB_REPORT, title="血脂四项", family_member=member,
-                             items=LIPIDS, doctor_name="李医生", **extra)
+    return records.report_create(kind=Record.Kind.LAB_REPORT, title="血脂四项", family_member=member,
+                                 items=LIPIDS, doctor_name="李医生", **extra)
 
 
 def test_report_create_flags_abnormal_values_and_tells_patient(hospital_a):
@@ -57,8 +58,8 @@ def test_report_create_refuses_bad_input_and_writes_nothing(hospital_a, kind, it
     _, member = make_patient("坏数据")
     with in_schema(hospital_a):
         before = Record.objects.count()
-        with pytest.raises(svc.InvalidReport) as exc:
-            svc.report_create(kind=kind, title="t", family_member=member, items=items)
+        with pytest.raises(InvalidReport) as exc:
+            records.report_create(kind=kind, title="t", family_member=member, items=items)
         assert exc.value.code == code and Record.objects.count() == before
 
 
@@ -69,12 +70,12 @@ def test_record_access_gate_admits_owner_and_clinical_staff_and_logs_every_read(
     with in_schema(hospital_a):
         record = _lab_report(member)
         for reader, via in ((user, "patient_page"), (admin_a, "admin"), (doctor_user, "admin")):
-            assert svc.record_access(record_id=record.pk, user=reader, via=via).pk == record.pk
+            assert records.record_access(record_id=record.pk, user=reader, via=via).pk == record.pk
         for outsider in (other_patient, registrar_a, None):
-            with pytest.raises(svc.RecordNotFound):
-                svc.record_access(record_id=record.pk, user=outsider, via="patient_page")
-        with pytest.raises(svc.RecordNotFound):
-            svc.record_access(record_id=record.pk + 10_000, user=user, via="patient_page")
+            with pytest.raises(RecordNotFound):
+                records.record_access(record_id=record.pk, user=outsider, via="patient_page")
+        with pytest.raises(RecordNotFound):
+            records.record_access(record_id=record.pk + 10_000, user=user, via="patient_page")
         log = list(RecordAccess.objects.filter(record=record).order_by("pk")
                    .values_list("user_id", "via"))
         assert log == [(user.pk, "patient_page"), (admin_a.pk, "admin"), (doctor_user.pk, "admin")]
@@ -160,13 +161,13 @@ def test_report_create_by_medical_record_number_for_partners(hospital_a):
     user, member = make_patient("病历号")
     with in_schema(hospital_a):
         card = patient_card_for(family_member=member)
-        record = svc.report_create(kind="imaging_report", title="胸部 CT",
-                                   medical_record_number=card.medical_record_number,
-                                   body="双肺纹理清晰。", conclusion="未见明显异常。",
-                                   source="partner", external_id="PACS-77")
+        record = records.report_create(kind="imaging_report", title="胸部 CT",
+                                       medical_record_number=card.medical_record_number,
+                                       body="双肺纹理清晰。", conclusion="未见明显异常。",
+                                       source="partner", external_id="PACS-77")
         assert record.patient_card == card and record.source == "partner"
-        with pytest.raises(svc.InvalidReport) as exc:
-            svc.report_create(kind="imaging_report", title="x", medical_record_number="0000")
+        with pytest.raises(InvalidReport) as exc:
+            records.report_create(kind="imaging_report", title="x", medical_record_number="0000")
         assert exc.value.code == "unknown_patient"
 
 
@@ -192,8 +193,8 @@ def test_consultation_summary_in_admin_is_read_through_the_record_gate(hospital_
     with in_schema(hospital_a):
         doctor, doctor_user = make_online_doctor(hospital_a)
         c = pay(start_consultation(doctor=doctor, user=user, member=member))
-        svc.message_send(consultation=c, author=doctor_user, body="好")
-        record = svc.consultation_close(consultation=c, by=doctor_user, summary="只在病历中的小结")
+        consultations.message_send(consultation=c, author=doctor_user, body="好")
+        record = consultations.consultation_close(consultation=c, by=doctor_user, summary="只在病历中的小结")
     client = host_client("alpha.localhost", admin_a)
     page = client.get(f"/admin/consult/consultation/{c.pk}/change/").content.decode()
     assert "只在病历中的小结" not in page and f"/admin/consult/record/{record.pk}/change/" in page

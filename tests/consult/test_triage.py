@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from consult import services as svc
+from consult import selectors
 from consult.defaults import RED_FLAGS
+from consult.errors import InvalidRule, NotYourPatient, TriageIncomplete, TriageNotOnline
 from consult.models import TriageResult, TriageRule, TriageRuleVersion
+from consult.services import consultations, triage_rules
 from tests.conftest import in_schema
 from tests.consult.conftest import birth_days_ago, make_patient
 
@@ -63,13 +65,13 @@ def test_triage_table_covers_every_seeded_red_flag():
 def test_triage_red_flag_routes_to_emergency(hospital_a, code, birth, sex, answers):
     user, member = make_patient("分诊", birth=birth, sex=sex)
     with in_schema(hospital_a):
-        result = svc.triage_submit(account=user, family_member=member, answers=answers)
+        result = triage_rules.triage_submit(account=user, family_member=member, answers=answers)
         assert result.outcome == "emergency_now"
         assert result.matched[0]["code"] == code
         assert result.matched[0]["advice"]  # the patient is told what to do
         # and the online path is closed
-        with pytest.raises(svc.TriageNotOnline) as exc:
-            svc.consultation_start(triage=result, account=user, question="?")
+        with pytest.raises(TriageNotOnline) as exc:
+            consultations.consultation_start(triage=result, account=user, question="?")
         assert exc.value.code == "triage_not_online"
 
 
@@ -77,7 +79,7 @@ def test_triage_red_flag_routes_to_emergency(hospital_a, code, birth, sex, answe
 def test_triage_benign_answers_route_online(hospital_a, birth, sex, answers):
     user, member = make_patient("普通", birth=birth, sex=sex)
     with in_schema(hospital_a):
-        result = svc.triage_submit(account=user, family_member=member, answers=answers)
+        result = triage_rules.triage_submit(account=user, family_member=member, answers=answers)
         assert result.outcome == "online_ok", result.matched
         assert result.matched == []
 
@@ -85,7 +87,7 @@ def test_triage_benign_answers_route_online(hospital_a, birth, sex, answers):
 def test_triage_long_fever_routes_to_visit_in_person(hospital_a):
     user, member = make_patient("发热")
     with in_schema(hospital_a):
-        result = svc.triage_submit(account=user, family_member=member, answers={
+        result = triage_rules.triage_submit(account=user, family_member=member, answers={
             "symptoms": ["fever", "cough"], "temperature": "38.6", "duration": "4",
             "duration_unit": "d", "pregnant": "na"})
         assert result.outcome == "visit_in_person"
@@ -104,9 +106,9 @@ def test_triage_red_flags_exist_in_every_hospital(hospital_a, hospital_b):
 def test_triage_incomplete_answers_refused_with_field_errors(hospital_a):
     user, member = make_patient("漏填")
     with in_schema(hospital_a):
-        with pytest.raises(svc.TriageIncomplete) as exc:
-            svc.triage_submit(account=user, family_member=member,
-                              answers={"symptoms": ["nonsense"], "temperature": "abc"})
+        with pytest.raises(TriageIncomplete) as exc:
+            triage_rules.triage_submit(account=user, family_member=member,
+                                       answers={"symptoms": ["nonsense"], "temperature": "abc"})
         fields = exc.value.details["fields"]
         assert {"symptoms", "temperature", "duration", "pregnant"} <= set(fields)
         assert TriageResult.objects.filter(family_member_id=member.pk).count() == 0
@@ -114,34 +116,34 @@ def test_triage_incomplete_answers_refused_with_field_errors(hospital_a):
 
 def test_triage_for_someone_elses_family_member_refused(hospital_a, other_patient):
     _, member = make_patient("别人家")
-    with in_schema(hospital_a), pytest.raises(svc.NotYourPatient):
-        svc.triage_submit(account=other_patient, family_member=member,
-                          answers={"symptoms": ["cough"], "duration": "1", "pregnant": "na"})
+    with in_schema(hospital_a), pytest.raises(NotYourPatient):
+        triage_rules.triage_submit(account=other_patient, family_member=member,
+                                   answers={"symptoms": ["cough"], "duration": "1", "pregnant": "na"})
 
 
 def test_triage_rule_change_is_versioned_and_old_results_keep_theirs(hospital_a, admin_a):
     user, member = make_patient("版本")
     rash = {"symptoms": ["rash"], "duration": "1", "pregnant": "na"}
     with in_schema(hospital_a):
-        before = svc.triage_submit(account=user, family_member=member, answers=rash)
+        before = triage_rules.triage_submit(account=user, family_member=member, answers=rash)
         assert before.outcome == "online_ok"
         rule = TriageRule(code="rash-in-person", name="皮疹需面诊", outcome="visit_in_person",
                           conditions={"q": "symptoms", "op": "has", "value": "rash"},
                           advice="请到皮肤科就诊")
-        new_version = svc.triage_rule_save(rule=rule, by=admin_a)
+        new_version = triage_rules.triage_rule_save(rule=rule, by=admin_a)
         assert new_version.number > before.version.number
         assert new_version.created_by == admin_a
-        after = svc.triage_submit(account=user, family_member=member, answers=rash)
+        after = triage_rules.triage_submit(account=user, family_member=member, answers=rash)
         assert (after.outcome, after.version_id) == ("visit_in_person", new_version.pk)
         # The first triage still shows the answers and the version that decided it.
         before.refresh_from_db()
         assert before.outcome == "online_ok" and before.answers["symptoms"] == ["rash"]
         assert "rash-in-person" not in {r["code"] for r in before.version.rules}
         # Deleting is versioned too.
-        latest = svc.triage_rule_delete(rule=rule, by=admin_a)
+        latest = triage_rules.triage_rule_delete(rule=rule, by=admin_a)
         assert latest.number == new_version.number + 1
-        assert svc.triage_submit(account=user, family_member=member,
-                                 answers=rash).outcome == "online_ok"
+        assert triage_rules.triage_submit(account=user, family_member=member,
+                                          answers=rash).outcome == "online_ok"
 
 
 def test_triage_rule_with_bad_conditions_refused(hospital_a, admin_a):
@@ -151,8 +153,8 @@ def test_triage_rule_with_bad_conditions_refused(hospital_a, admin_a):
                     {"q": "no_such_question", "op": "eq", "value": 1},
                     {"all": []}):
             rule = TriageRule(code="bad", name="bad", outcome="emergency_now", conditions=bad)
-            with pytest.raises(svc.InvalidRule):
-                svc.triage_rule_save(rule=rule, by=admin_a)
+            with pytest.raises(InvalidRule):
+                triage_rules.triage_rule_save(rule=rule, by=admin_a)
         assert TriageRuleVersion.objects.count() == count
 
 
@@ -165,7 +167,7 @@ def test_triage_red_flags_seeded_in_a_newly_provisioned_hospital(db):
             TriageRule.objects.filter(outcome="emergency_now").values_list("code", flat=True))
         assert TriageRuleVersion.objects.get().number == 1
         user, member = make_patient("新院患者")
-        result = svc.triage_submit(account=user, family_member=member, answers={
+        result = triage_rules.triage_submit(account=user, family_member=member, answers={
             "symptoms": ["heavy_bleeding"], "duration": "1", "pregnant": "na"})
         assert result.outcome == "emergency_now" and result.version.number == 1
 
@@ -180,10 +182,10 @@ def test_triage_department_form_is_used_for_its_department_and_children(hospital
         form = TriageForm.objects.create(code="derm", name="皮肤科预问诊", department=derm)
         TriageQuestion.objects.create(form=form, code="itch_days", text="瘙痒几天了？",
                                       kind="number", min_value=0, max_value=365)
-        assert svc.triage_form_for(department=derm) == form
-        general = svc.triage_form_for(department=Department.objects.get(code="cardiology"))
+        assert selectors.triage_form_for(department=derm) == form
+        general = selectors.triage_form_for(department=Department.objects.get(code="cardiology"))
         assert general.code == "general"
-        result = svc.triage_submit(account=user, family_member=member, department=derm,
-                                   answers={"itch_days": "3"})
+        result = triage_rules.triage_submit(account=user, family_member=member, department=derm,
+                                            answers={"itch_days": "3"})
         assert (result.form_id, result.answers, result.outcome) == (form.pk, {"itch_days": 3.0},
                                                                      "online_ok")

@@ -155,7 +155,7 @@ def test_browser_paid_consultation_with_doctor_replying_from_workbench(cast, liv
 
 @pytest.fixture
 def lab_report(committed_db):
-    from consult.services import report_create
+    from consult.services.records import report_create
     from tenants.models import Hospital
     from tests.consult.conftest import make_patient
 

@@ -117,7 +117,7 @@ class Command(BaseCommand):
         from django_tenants.utils import tenant_context
 
         from consult.models import DoctorConsultProfile
-        from consult.services import report_create
+        from consult.services.records import report_create
         from registration.models import Department, Doctor
 
         hospital = Hospital.objects.get(code=demo.HOSPITALS[0]["code"])
