@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
-from portal.admin_sites import ReadOnlyInline, RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import ReadOnlyInline, ReadOnlyModelAdmin, RoleModelAdmin, hospital_admin_site
 from registration.models import PatientCard
 
 from . import selectors, services
@@ -58,17 +58,6 @@ class EditableInline:
 
     def has_delete_permission(self, request, obj=None):
         return self._parent().has_change_permission(request, obj)
-
-
-class ReadOnlyAdmin(RoleModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --------------------------------------------------------------------------- settings
@@ -166,7 +155,7 @@ class TriageRuleAdmin(RoleModelAdmin):
 
 
 @admin.register(TriageRuleVersion, site=hospital_admin_site)
-class TriageRuleVersionAdmin(ReadOnlyAdmin):
+class TriageRuleVersionAdmin(ReadOnlyModelAdmin):
     list_display = ("number", "created_at", "created_by", "note", "rule_count")
     readonly_fields = ("number", "created_at", "created_by", "note", "rules_pretty")
     exclude = ("rules",)
@@ -183,7 +172,7 @@ class TriageRuleVersionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TriageResult, site=hospital_admin_site)
-class TriageResultAdmin(ReadOnlyAdmin):
+class TriageResultAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "family_member", "outcome", "version", "department", "doctor")
     list_filter = ("outcome",)
     list_select_related = ("family_member", "version", "department", "doctor")
@@ -206,7 +195,7 @@ class MessageInline(ReadOnlyInline):
 
 
 @admin.register(Consultation, site=hospital_admin_site)
-class ConsultationAdmin(ReadOnlyAdmin):
+class ConsultationAdmin(ReadOnlyModelAdmin):
     list_display = ("pk", "created_at", "family_member", "department", "doctor", "status",
                     "deadline_at", "first_response_at", "rating")
     list_filter = ("status", "department", "doctor")
@@ -317,7 +306,7 @@ class RecordAdmin(RoleModelAdmin):
 
 
 @admin.register(RecordAccess, site=hospital_admin_site)
-class RecordAccessAdmin(ReadOnlyAdmin):
+class RecordAccessAdmin(ReadOnlyModelAdmin):
     roles = {Role.HOSPITAL_ADMIN}
     list_display = ("at", "record", "user", "via")
     list_filter = ("via",)
