@@ -12,7 +12,7 @@ from django.utils import timezone
 from consult import services as svc
 from consult.models import Consultation, Message
 from payments.models import Refund
-from tests.consult.conftest import make_online_doctor, make_patient, pay, start_consultation
+from tests.consult.helpers import make_online_doctor, make_patient, pay, start_consultation
 from tests.consult.test_consultations import _pay_at_sandbox
 from tests.registration.test_races import _run_together
 

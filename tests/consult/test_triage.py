@@ -8,8 +8,8 @@ import pytest
 from consult import services as svc
 from consult.defaults import RED_FLAGS
 from consult.models import TriageResult, TriageRule, TriageRuleVersion
-from tests.conftest import in_schema
-from tests.consult.conftest import birth_days_ago, make_patient
+from tests.consult.helpers import birth_days_ago, make_patient
+from tests.helpers import in_schema
 
 ADULT = "19900307"
 

@@ -14,8 +14,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import PASSWORD, in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import PASSWORD, in_schema
+from tests.registration.helpers import make_patient, make_session
 
 pytestmark = [pytest.mark.browser]
 

@@ -13,8 +13,7 @@ import os
 import pytest
 from django.db import connection
 
-from tests.conftest import PASSWORD, in_schema
-from tests.e2e.conftest import CHROMIUM
+from tests.helpers import CHROMIUM, PASSWORD, in_schema
 
 pytestmark = [pytest.mark.browser]
 
@@ -52,7 +51,7 @@ def _login(page, platform: str, phone: str) -> None:
 def cast(committed_db):
     """Committed (the web server is another process): a patient and an online doctor at alpha."""
     from tenants.models import Hospital
-    from tests.consult.conftest import make_online_doctor, make_patient
+    from tests.consult.helpers import make_online_doctor, make_patient
 
     user, member = make_patient("浏览器患者")
     alpha = Hospital.objects.get(code="alpha")
@@ -153,7 +152,7 @@ def test_browser_paid_consultation_with_doctor_replying_from_workbench(cast, liv
 def lab_report(committed_db):
     from consult.services import report_create
     from tenants.models import Hospital
-    from tests.consult.conftest import make_patient
+    from tests.consult.helpers import make_patient
 
     user, member = make_patient("看化验单")
     with in_schema(Hospital.objects.get(code="alpha")):

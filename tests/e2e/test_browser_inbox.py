@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.conftest import PASSWORD, in_schema, make_staff
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import PASSWORD, in_schema, make_staff
+from tests.registration.helpers import make_patient, make_session
 
 pytestmark = [pytest.mark.browser]
 

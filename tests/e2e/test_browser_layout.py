@@ -14,8 +14,8 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.accounts.services import family_member_add
-from tests.conftest import PASSWORD, in_schema
-from tests.registration.conftest import make_patient, make_session, valid_id
+from tests.helpers import PASSWORD, in_schema
+from tests.registration.helpers import make_patient, make_session, valid_id
 
 pytestmark = [pytest.mark.browser]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.conftest import PASSWORD, in_schema, make_user
+from tests.helpers import PASSWORD, in_schema, make_user
 
 pytestmark = [pytest.mark.browser]
 

@@ -10,8 +10,8 @@ from django.db import connection
 from django.db.models import F
 
 from registration.models import Booking, TimeSlice
-from tests.conftest import in_schema
-from tests.partners.conftest import ApiClient, make_partner, patient_body
+from tests.helpers import in_schema
+from tests.partners.helpers import ApiClient, make_partner, patient_body
 
 
 def _booked(hospital, slice_id: int) -> int:
@@ -71,7 +71,7 @@ def test_idempotent_concurrent_requests_execute_once(committed_db, monkeypatch):
     from registration import services
     from registration.models import TimeSlice
     from tenants.models import Hospital
-    from tests.registration.conftest import make_session
+    from tests.registration.helpers import make_session
 
     hospital = Hospital.objects.get(code="alpha")
     _, _, raw = make_partner(hospital)

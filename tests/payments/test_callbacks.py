@@ -15,8 +15,8 @@ from django.db import connection
 
 from payments import services
 from payments.models import Order, OrderEvent, PaymentNotification, Refund
-from tests.conftest import host_client, in_schema, make_user
-from tests.payments.conftest import sandbox_hook
+from tests.helpers import host_client, in_schema, make_user
+from tests.payments.helpers import sandbox_hook
 
 NOTIFY = "/payments/notify/sandbox/"
 

@@ -29,7 +29,7 @@ from portal.notifications.channels import channel_preference_set, channel_prefer
 from portal.notifications.fake_messaging_app import FakeMessagingApp, openid_for
 from portal.notifications.models import Delivery, InboxMessage
 from portal.notifications.services import _channels_for, chunk_deliver, notify
-from tests.conftest import (
+from tests.helpers import (
     ROOT,
     free_port,
     host_client,
@@ -362,7 +362,7 @@ def test_messaging_app_booking_confirmed_through_a_real_worker(committed_db, wor
     from registration import booking as svc
     from registration.models import TimeSlice
     from tenants.models import Hospital
-    from tests.registration.conftest import make_patient, make_session
+    from tests.registration.helpers import make_patient, make_session
 
     hospital = Hospital.objects.get(code="alpha")
     with in_schema(hospital):

@@ -17,7 +17,7 @@ from portal.devstack import redis_server_binary
 from portal.notifications.fake_sms import FakeSmsGateway
 from portal.notifications.models import Delivery, InboxMessage, OutboxEvent
 from portal.notifications.services import notify
-from tests.conftest import ROOT, free_port, in_schema, stop_process, subprocess_env
+from tests.helpers import ROOT, free_port, in_schema, stop_process, subprocess_env
 
 pytestmark = pytest.mark.worker
 
@@ -75,7 +75,7 @@ def point_celery_at():
 
 def test_notification_survives_redis_down(committed_db, tmp_path, settings, point_celery_at):
     from tenants.models import Hospital
-    from tests.registration.conftest import make_patient, make_session
+    from tests.registration.helpers import make_patient, make_session
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"

@@ -16,7 +16,7 @@ from django.utils import timezone
 from portal.notifications import webhooks
 from portal.notifications.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from portal.notifications.services import event_relay, notify
-from tests.conftest import ROOT, host_client, make_staff, make_user
+from tests.helpers import ROOT, host_client, make_staff, make_user
 
 
 def _partner(name: str):
@@ -321,7 +321,7 @@ def test_real_worker_retries_until_exactly_one_accepted_delivery(committed_db, t
 
     from portal.celery import WORKER_HEARTBEAT_KEY, app
     from tenants.models import Hospital
-    from tests.conftest import free_port, stop_process, subprocess_env
+    from tests.helpers import free_port, stop_process, subprocess_env
     from tests.portal.test_notifications_workers import _redis_server, _start, _wait, _worker_cmd
 
     port = free_port()

@@ -25,8 +25,8 @@ from registration.models import (
     TitleFee,
 )
 from registration.services import patient_card_for
-from tests.conftest import host_client, in_schema, make_staff
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import host_client, in_schema, make_staff
+from tests.registration.helpers import make_patient, make_session
 
 SCHEDULES = "/admin/registration/schedule/"
 BOOKINGS = "/admin/registration/booking/"

@@ -14,8 +14,8 @@ from portal.notifications.models import InboxMessage
 from portal.notifications.services import outbox_deliver_now
 from registration import booking as svc
 from registration.models import Booking, BookingBan, Schedule, TimeSlice, WaitlistEntry
-from tests.conftest import in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import in_schema
+from tests.registration.helpers import make_patient, make_session
 
 
 def _slices(schedule):

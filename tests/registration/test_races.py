@@ -15,7 +15,7 @@ from payments.models import Order, Refund
 from payments.providers.base import Notice
 from registration import booking as svc
 from registration.models import Booking, TimeSlice
-from tests.registration.conftest import make_patient, make_session
+from tests.registration.helpers import make_patient, make_session
 
 
 def _run_together(*fns):
@@ -98,7 +98,7 @@ def test_race_expiry_against_payment_ends_confirmed_or_refunded(alpha, sandbox, 
         pay.provider_for().create_payment(pay.PaymentRequest(
             out_trade_no=held.order.out_trade_no, amount_fen=2000, description="race",
             notify_url=catcher.url, return_url="", expires_at=timezone.now() + timedelta(hours=1)))
-        from tests.payments.conftest import sandbox_hook
+        from tests.payments.helpers import sandbox_hook
 
         sandbox_hook(sandbox, "/_test/pay", {"mchid": "sbx_alpha",
                                              "out_trade_no": held.order.out_trade_no})
@@ -167,7 +167,7 @@ def test_race_identity_change_against_first_booking_never_leaves_a_card_on_a_cha
     from portal.accounts.services import family_member_update
     from registration.models import PatientCard
     from registration.services import patient_card_create
-    from tests.registration.conftest import valid_id
+    from tests.registration.helpers import valid_id
 
     _, member = make_patient("改号患者")
     original, new = member.id_number, valid_id("19850101")
