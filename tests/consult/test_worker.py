@@ -50,14 +50,13 @@ def _wait(check, timeout=60):
 
 
 def test_worker_times_out_late_consultation_refunds_and_tells_patient(
-        committed_db, consult_worker, live_sandbox, settings):
+        committed_hospital_a, consult_worker, live_sandbox, settings):
     from consult.tasks import consultations_timeout_due
     from payments import services as pay_svc
-    from tenants.models import Hospital
     from tests.payments.helpers import sandbox_hook
 
     settings.SANDBOX_PAY_URL = live_sandbox
-    alpha = Hospital.objects.get(code="alpha")
+    alpha = committed_hospital_a
     user, member = make_patient("无人应答")
     connection.set_tenant(alpha)
     doctor, _ = make_online_doctor(alpha, fee=2500)

@@ -15,7 +15,7 @@ REASON = "医生临时外出会诊"
 
 
 @pytest.fixture
-def stopped_clinic(committed_db):
+def stopped_clinic(committed_hospital_a):
     """Committed (the web server is another process): a patient with a confirmed free booking
     at alpha, whose session the hospital then stops; the outbox delivered in this process
     (the live site has no worker)."""
@@ -23,9 +23,8 @@ def stopped_clinic(committed_db):
     from portal.notifications.services import outbox_deliver_now
     from registration import booking as svc
     from registration.models import Booking, TimeSlice
-    from tenants.models import Hospital
 
-    hospital = Hospital.objects.get(code="alpha")
+    hospital = committed_hospital_a
     user, member = make_patient("停诊收信人")
     staff = make_staff(hospital, "registrar")
     with in_schema(hospital):

@@ -66,14 +66,13 @@ def test_idempotent_post_without_key_runs_each_time(hospital_a, api_a, slot_a):
     assert _booked(hospital_a, slot_a[2].pk) == 2
 
 
-def test_idempotent_concurrent_requests_execute_once(committed_db, monkeypatch):
+def test_idempotent_concurrent_requests_execute_once(committed_hospital_a, monkeypatch):
     """Two threads send the same key at once: one books, the other gets the same answer."""
     from registration import services
     from registration.models import TimeSlice
-    from tenants.models import Hospital
     from tests.registration.helpers import make_session
 
-    hospital = Hospital.objects.get(code="alpha")
+    hospital = committed_hospital_a
     _, _, raw = make_partner(hospital)
     with in_schema(hospital):
         _, schedule = make_session(name=f"并发医生{time.time_ns()}")

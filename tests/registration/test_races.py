@@ -44,10 +44,8 @@ def _run_together(*fns):
 
 
 @pytest.fixture
-def alpha(committed_db):
-    from tenants.models import Hospital
-
-    hospital = Hospital.objects.get(code="alpha")
+def alpha(committed_hospital_a):
+    hospital = committed_hospital_a
     connection.set_tenant(hospital)
     yield hospital
     connection.set_schema_to_public()
