@@ -164,7 +164,7 @@ def test_slot_filters(hospital_a, api_a, slot_a):
     assert len(rows) == 3 and all(r["status"] == "free" and r["remaining"] == 5 for r in rows)
     sched = api_a.get("schedules/", {"doctor": doctor.pk}).json()["results"]
     assert sched[0]["capacity"] == 20 and sched[0]["remaining"] == 15
-    assert timezone.now()  # (times are checked in test_basics)
+    assert timezone.now()  # (times are checked in test_api)
 
 
 @pytest.mark.parametrize("path", ["departments/", "doctors/", "schedules/", "slots/"])
