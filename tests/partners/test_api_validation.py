@@ -157,7 +157,7 @@ def test_a_missing_trailing_slash_says_so(api_a, slot_a):
     assert plain["code"] == "not_found" and "/" not in plain["message"]
 
 
-def test_response_fields_always_present_are_required_in_the_schema():
+def test_response_fields_always_present_are_required_in_the_schema(db):
     from django.test import Client
 
     from tests.helpers import PLATFORM_HOST
