@@ -13,9 +13,12 @@ from portal.accounts.selectors import staff_role
 from portal.admin_sites import (
     AuditTrailInline,
     ReadOnlyInline,
+    ReadOnlyModelAdmin,
     RoleInline,
     RoleModelAdmin,
+    YuanField,
     hospital_admin_site,
+    yuan_column,
 )
 from portal.errors import DomainError
 
@@ -24,14 +27,6 @@ from .models import Order, OrderEvent, PaymentSettings, Refund
 from .money import fen_to_yuan, yuan_to_fen
 
 Role = StaffMembership.Role
-
-
-def _yuan(field: str, label):
-    @admin.display(description=label, ordering=field)
-    def show(self, obj):
-        return f"¥{fen_to_yuan(getattr(obj, field))}"
-
-    return show
 
 
 class OrderEventInline(AuditTrailInline):
@@ -43,7 +38,7 @@ class RefundInline(ReadOnlyInline):
     fields = ("out_refund_no", "amount", "reason", "status", "requested_by", "created_at",
               "succeeded_at")
     readonly_fields = fields
-    amount = _yuan("amount_fen", _("amount"))
+    amount = yuan_column("amount_fen", _("amount"))
 
 
 class RefundForm(forms.Form):
@@ -64,7 +59,7 @@ class RefundForm(forms.Form):
 
 
 @admin.register(Order, site=hospital_admin_site)
-class OrderAdmin(RoleModelAdmin):
+class OrderAdmin(ReadOnlyModelAdmin):
     """Orders are read-only here: money moves only through the refund form and the services."""
 
     list_display = ("out_trade_no", "kind", "description", "total", "insurance", "self_pay",
@@ -78,19 +73,10 @@ class OrderAdmin(RoleModelAdmin):
                        "provider_txn_id", "expires_at", "paid_at", "closed_at", "close_reason",
                        "needs_attention", "attention_reason", "created_at", "refund_link")
     fields = readonly_fields
-    total = _yuan("total_fen", _("total"))
-    insurance = _yuan("insurance_fen", _("insurance"))
-    self_pay = _yuan("self_pay_fen", _("self-pay"))
-    refunded = _yuan("refunded_fen", _("refunded"))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    total = yuan_column("total_fen", _("total"))
+    insurance = yuan_column("insurance_fen", _("insurance"))
+    self_pay = yuan_column("self_pay_fen", _("self-pay"))
+    refunded = yuan_column("refunded_fen", _("refunded"))
 
     @admin.display(description=_("refund"))
     def refund_link(self, obj):
@@ -128,22 +114,13 @@ class OrderAdmin(RoleModelAdmin):
 
 
 @admin.register(Refund, site=hospital_admin_site)
-class RefundAdmin(RoleModelAdmin):
+class RefundAdmin(ReadOnlyModelAdmin):
     list_display = ("out_refund_no", "order", "amount", "reason", "status", "requested_by",
                     "created_at", "succeeded_at")
     list_filter = ("status",)
     search_fields = ("out_refund_no", "order__out_trade_no")
     list_select_related = ("order", "requested_by")
-    amount = _yuan("amount_fen", _("amount"))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    amount = yuan_column("amount_fen", _("amount"))
 
 
 class PaymentSettingsForm(forms.ModelForm):
@@ -214,24 +191,8 @@ from . import bills  # noqa: E402
 from .models import ClinicBill, ClinicBillItem  # noqa: E402
 
 
-class YuanPriceField(forms.CharField):
-    """A price typed in yuan, as every bill and refund form reads ("45" is ¥45.00), kept in
-    fen. Typed in fen it was a hundredfold trap: "45" billed the patient ¥0.45."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 10}))
-        super().__init__(**kwargs)
-
-    def prepare_value(self, value):
-        return fen_to_yuan(value) if isinstance(value, int) else value
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        return None if value in self.empty_values else yuan_to_fen(value)
-
-
 class ClinicBillItemForm(forms.ModelForm):
-    unit_price_fen = YuanPriceField(label=_("Unit price (yuan)"))
+    unit_price_fen = YuanField(label=_("Unit price (yuan)"))
 
     class Meta:
         model = ClinicBillItem
@@ -264,7 +225,7 @@ class ClinicBillAdmin(RoleModelAdmin):
     autocomplete_fields = ("patient_card",)
     list_select_related = ("patient_card", "department")
     inlines = [ClinicBillItemInline]
-    total = _yuan("total_fen", _("total"))
+    total = yuan_column("total_fen", _("total"))
 
     def get_fields(self, request, obj=None):
         base = ["patient_card", "department", "doctor_name"]
@@ -362,10 +323,10 @@ class ReconciliationRunAdmin(RoleModelAdmin):
     readonly_fields = ("day", "provider", "status", "failure_explained", "statement_lines",
                        "provider_paid", "local_paid", "provider_refunded", "local_refunded",
                        "discrepancies", "error", "started_by", "started_at", "finished_at")
-    provider_paid = _yuan("provider_paid_fen", _("provider: paid"))
-    local_paid = _yuan("local_paid_fen", _("ours: paid"))
-    provider_refunded = _yuan("provider_refunded_fen", _("provider: refunded"))
-    local_refunded = _yuan("local_refunded_fen", _("ours: refunded"))
+    provider_paid = yuan_column("provider_paid_fen", _("provider: paid"))
+    local_paid = yuan_column("local_paid_fen", _("ours: paid"))
+    provider_refunded = yuan_column("provider_refunded_fen", _("provider: refunded"))
+    local_refunded = yuan_column("local_refunded_fen", _("ours: refunded"))
 
     def get_fields(self, request, obj=None):
         # The exception text is for hospital admins (and support); finance reads what failed

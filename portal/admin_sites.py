@@ -10,11 +10,14 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from payments.money import fen_to_yuan, yuan_to_fen
 from portal.accounts.forms import PhoneField
 from portal.accounts.models import StaffMembership
 from portal.accounts.selectors import staff_role
@@ -157,9 +160,9 @@ class RoleInline:
         return self._parent_admin().has_view_permission(request, obj)
 
 
-class ReadOnlyInline(RoleInline, admin.TabularInline):
-    extra = 0
-    can_delete = False
+class ReadOnlyPermissions:
+    """Look, never change: for rows written only by services and workers (logs, audit
+    trails, results). Put it before the ModelAdmin or inline base it narrows."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -169,6 +172,73 @@ class ReadOnlyInline(RoleInline, admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyModelAdmin(ReadOnlyPermissions, RoleModelAdmin):
+    """A hospital ModelAdmin its roles may only look at."""
+
+
+class ReadOnlyInline(ReadOnlyPermissions, RoleInline, admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+
+def yuan_column(field: str, label, ordering: str | None = None):
+    """A list column showing an integer-fen attribute as ¥12.50 (empty stays empty)."""
+
+    @admin.display(description=label, ordering=ordering or field)
+    def show(self, obj):
+        fen = getattr(obj, field)
+        return "—" if fen is None else f"¥{fen_to_yuan(fen)}"
+
+    return show
+
+
+class YuanField(forms.Field):
+    """Money typed in yuan ("12.50"; "45" is ¥45.00, never 45 fen), cleaned to integer fen;
+    empty → None when optional."""
+
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "size": 10})
+
+    def to_python(self, value):
+        value = str(value).strip() if value is not None else ""
+        return None if value in self.empty_values else yuan_to_fen(value)
+
+    def prepare_value(self, value):
+        return fen_to_yuan(value) if isinstance(value, int) else value
+
+
+# How many objects an action's intermediate page and its report name before "…".
+NAMES_AT_MOST = 20
+
+
+def names_at_most(objects, describe=str) -> str:
+    """The objects an action worked on, for its report: "a; b; … (+3)"."""
+    shown = [describe(o) for o in objects[:NAMES_AT_MOST]]
+    more = len(objects) - len(shown)
+    return "; ".join(shown) + (f"; … (+{more})" if more > 0 else "")
+
+
+def action_page(modeladmin, request, queryset, *, form, title, intro, submit, describe=str):
+    """The intermediate page of an action: what is selected, a form, and a button that posts
+    the same action back (to the list or to the object's page, wherever it came from).
+
+    The action shows it until its form is valid: `form = F(request.POST if "apply" in
+    request.POST else None)`; the page posts "apply" with the form.
+    """
+    field = ("CHANGE_FORM-action" if "CHANGE_FORM-action" in request.POST else "action")
+    objects = list(queryset)
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.opts, "title": title, "intro": intro, "form": form,
+        "objects": [describe(o) for o in objects[:NAMES_AT_MOST]],
+        "more": max(0, len(objects) - NAMES_AT_MOST),
+        "selected": [o.pk for o in objects], "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "action_field": field, "action": request.POST.get(field, ""), "submit": submit,
+        "media": modeladmin.media + form.media,
+    }
+    request.current_app = modeladmin.admin_site.name
+    return TemplateResponse(request, "admin/action_form.html", context)
 
 
 # Words for the codes an audit trail stores (actions that are not also a status, and sources).

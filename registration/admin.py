@@ -10,26 +10,30 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import ActionLocation, helpers
+from django.contrib.admin import ActionLocation
 from django.contrib.admin.widgets import AdminTimeWidget
 from django.db.models import Case, Count, F, Sum, Value, When
 from django.db.models.functions import Coalesce
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from payments.models import Refund
-from payments.money import fen_to_yuan, yuan_to_fen
+from payments.money import fen_to_yuan
 from portal.accounts.models import StaffMembership, User
 from portal.accounts.selectors import staff_role
 from portal.admin_sites import (
     AUDIT_SOURCES,
     AuditTrailInline,
     ReadOnlyInline,
+    ReadOnlyModelAdmin,
     RoleInline,
     RoleModelAdmin,
+    YuanField,
+    action_page,
     hospital_admin_site,
+    names_at_most,
+    yuan_column,
 )
 from portal.errors import DomainError
 
@@ -54,38 +58,6 @@ Role = StaffMembership.Role
 
 # Actions offered both in the list and on the object's own page.
 _BOTH = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
-# How many objects an action's intermediate page and its report name before "…".
-_NAME_AT_MOST = 20
-
-
-def _yuan(field: str, label, ordering: str | None = None):
-    """A list column showing an integer-fen attribute as ¥12.50 (empty stays empty)."""
-
-    @admin.display(description=label, ordering=ordering or field)
-    def show(self, obj):
-        fen = getattr(obj, field)
-        return "—" if fen is None else f"¥{fen_to_yuan(fen)}"
-
-    return show
-
-
-def _names(objects, describe=str) -> str:
-    shown = [describe(o) for o in objects[:_NAME_AT_MOST]]
-    more = len(objects) - len(shown)
-    return "; ".join(shown) + (f"; … (+{more})" if more > 0 else "")
-
-
-class YuanField(forms.Field):
-    """Money typed in yuan ("12.50"), cleaned to integer fen; empty → None when optional."""
-
-    widget = forms.TextInput(attrs={"inputmode": "decimal", "size": 10})
-
-    def to_python(self, value):
-        value = str(value).strip() if value is not None else ""
-        return None if value in self.empty_values else yuan_to_fen(value)
-
-    def prepare_value(self, value):
-        return fen_to_yuan(value) if isinstance(value, int) else value
 
 
 class DeskAdmin(RoleModelAdmin):
@@ -94,24 +66,6 @@ class DeskAdmin(RoleModelAdmin):
 
     def has_operate_permission(self, request) -> bool:
         return self._may_write(request)
-
-
-def _action_page(modeladmin, request, queryset, *, form, title, intro, submit, describe=str):
-    """The intermediate page of an action: what is selected, a form, and a button that posts
-    the same action back (to the list or to the object's page, wherever it came from)."""
-    field = ("CHANGE_FORM-action" if "CHANGE_FORM-action" in request.POST else "action")
-    objects = list(queryset)
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "opts": modeladmin.opts, "title": title, "intro": intro, "form": form,
-        "objects": [describe(o) for o in objects[:_NAME_AT_MOST]],
-        "more": max(0, len(objects) - _NAME_AT_MOST),
-        "selected": [o.pk for o in objects], "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        "action_field": field, "action": request.POST.get(field, ""), "submit": submit,
-        "media": modeladmin.media + form.media,
-    }
-    request.current_app = modeladmin.admin_site.name
-    return TemplateResponse(request, "admin/registration/action_form.html", context)
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -160,7 +114,7 @@ class TitleFeeForm(forms.ModelForm):
 class TitleFeeAdmin(RoleModelAdmin):
     form = TitleFeeForm
     list_display = ("title", "fee")
-    fee = _yuan("fee_fen", _("registration fee"))
+    fee = yuan_column("fee_fen", _("registration fee"))
 
     def has_delete_permission(self, request, obj=None):
         return False  # without a row the built-in default fee would apply, silently
@@ -214,8 +168,8 @@ class DoctorAdmin(RoleModelAdmin):
     fields = ("department", "name", "name_en", "title", "fee_override", "specialties", "intro",
               "photo_url", "account", "is_active", "sort_order")
     inlines = [ScheduleTemplateInline]
-    fee_override = _yuan("fee_override_fen", _("fee override"))
-    effective_fee = _yuan("effective_fee_fen", _("fee"))
+    fee_override = yuan_column("fee_override_fen", _("fee override"))
+    effective_fee = yuan_column("effective_fee_fen", _("fee"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(effective_fee_fen=doctor_fee_fen_expression())
@@ -259,7 +213,7 @@ class ScheduleTemplateAdmin(DeskAdmin):
     def generate_schedules(self, request, queryset):
         form = GenerateForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return _action_page(self, request, queryset.select_related("doctor"), form=form,
+            return action_page(self, request, queryset.select_related("doctor"), form=form,
                                 title=_("Generate schedules"),
                                 intro=_("Create each day's schedule and time slices from these "
                                         "weekly templates. Days that already have a schedule "
@@ -279,7 +233,7 @@ class ScheduleTemplateAdmin(DeskAdmin):
         if created:
             self.message_user(request, ngettext(
                 "Created %(n)d schedule: %(list)s", "Created %(n)d schedules: %(list)s",
-                len(created)) % {"n": len(created), "list": _names(created, _schedule_name)},
+                len(created)) % {"n": len(created), "list": names_at_most(created, _schedule_name)},
                 messages.SUCCESS)
         else:
             self.message_user(request, _("Nothing to create: all exist."), messages.INFO)
@@ -392,7 +346,7 @@ class ScheduleAdmin(DeskAdmin):
     date_hierarchy = "date"
     inlines = [TimeSliceInline]
     actions = ["stop_clinic"]
-    fee = _yuan("fee_fen", _("fee"))
+    fee = yuan_column("fee_fen", _("fee"))
 
     def get_queryset(self, request):
         # The list's figures in the list's own query (no query per row).
@@ -457,7 +411,7 @@ class ScheduleAdmin(DeskAdmin):
         queryset = queryset.select_related("doctor")
         form = StopForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return _action_page(
+            return action_page(
                 self, request, queryset, form=form, title=_("Stop clinic (停诊)"),
                 intro=_("Every booking of these sessions is cancelled, paid fees are refunded "
                         "and each patient is told the reason. This cannot be undone."),
@@ -538,7 +492,7 @@ class BookingAdmin(DeskAdmin):
               "hold_expires_at", "created_at", "confirmed_at", "checked_in_at", "cancelled_at",
               "cancel_reason")
     readonly_fields = fields
-    fee = _yuan("fee_fen", _("fee"))
+    fee = yuan_column("fee_fen", _("fee"))
 
     @admin.display(description=_("time"), ordering="slice__start")
     def time(self, obj):
@@ -600,7 +554,7 @@ class BookingAdmin(DeskAdmin):
         queryset = queryset.select_related("doctor", "family_member")
         form = CancelForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
-            return _action_page(
+            return action_page(
                 self, request, queryset, form=form, title=_("Cancel bookings"),
                 intro=_("Each booking is cancelled and its place returned to the pool; a paid "
                         "fee is refunded in full, an unpaid order is closed."),
@@ -637,7 +591,7 @@ class WaitlistStatusFilter(admin.ChoicesFieldListFilter):
 
 
 @admin.register(WaitlistEntry, site=hospital_admin_site)
-class WaitlistEntryAdmin(RoleModelAdmin):
+class WaitlistEntryAdmin(ReadOnlyModelAdmin):
     # WaitlistEntry's fields have no verbose names (naming them would be a migration): the
     # columns, filter and fields are named here, in the staff's language.
     list_display = ("entry_schedule", "entry_patient", "entry_status", "entry_booking",
@@ -668,15 +622,6 @@ class WaitlistEntryAdmin(RoleModelAdmin):
     @admin.display(description=_("created at"), ordering="created_at")
     def entry_created_at(self, obj):
         return obj.created_at
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(BookingBan, site=hospital_admin_site)

@@ -2,42 +2,42 @@
 
 Hospitals are created once per session (a schema each, committed) in `django_db_setup`;
 every test then runs in a transaction that is rolled back. Tests that need committed data
-seen by another process (a real Celery worker, a real web server) create it with unique
-values and leave it; the test database is dropped at the end of the session.
+seen by another process (a real Celery worker, a real web server) or by other threads use
+`committed_hospital_a`, create data with unique values and leave it; the test database is
+dropped at the end of the session.
+
+Fixtures reach tests from here, from each app's conftest and from the plugins below; the
+functions tests call (makers, constants, process tools) live in `tests/helpers.py` and
+`tests/<app>/helpers.py`.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.test import Client
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import (
+    HOSPITAL_A,
+    HOSPITAL_B,
+    PLATFORM_HOST,
+    ROOT,
+    free_port,
+    host_client,
+    in_schema,
+    make_staff,
+    make_user,
+    port_up,
+    start_worker,
+    stop_process,
+    subprocess_env,
+    wait_for,
+)
 
-HOSPITAL_A = {"code": "alpha", "name": "甲市人民医院", "name_en": "Alpha City Hospital",
-              "city": "甲市", "level": "3A", "domain": "alpha.localhost"}
-HOSPITAL_B = {"code": "beta", "name": "乙县中医院", "name_en": "Beta County TCM Hospital",
-              "city": "乙县", "level": "2A", "domain": "beta.localhost"}
-PLATFORM_HOST = "localhost"
-PASSWORD = "correct-horse-42"
-
-_phones = itertools.count(1)
-
-
-def unique_phone() -> str:
-    """A fresh valid mobile number per call (per process), never a demo or fixture number."""
-    return f"170{os.getpid() % 10000:04d}{next(_phones):04d}"
+pytest_plugins = ["tests.fixtures.payments"]
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +76,15 @@ def committed_db(django_db_setup, django_db_blocker):
         connection.set_schema_to_public()
 
 
+@pytest.fixture
+def committed_hospital_a(committed_db):
+    """Hospital A for data other processes or threads must see (committed, never rolled
+    back): the public schema is active; switch with `in_schema` where the test needs it."""
+    from tenants.models import Hospital
+
+    return Hospital.objects.get(code=HOSPITAL_A["code"])
+
+
 @pytest.fixture(autouse=True)
 def _public_schema_after_each_test():
     yield
@@ -101,32 +110,9 @@ def hospital_b(db):
     return Hospital.objects.get(code=HOSPITAL_B["code"])
 
 
-@contextmanager
-def in_schema(hospital) -> Iterator[None]:
-    connection.set_tenant(hospital)
-    try:
-        yield
-    finally:
-        connection.set_schema_to_public()
-
-
 @pytest.fixture
 def in_hospital():
     return in_schema
-
-
-def make_user(*, name: str = "", **extra):
-    from portal.accounts.models import User
-
-    return User.objects.create_user(phone=unique_phone(), password=PASSWORD, name=name, **extra)
-
-
-def make_staff(hospital, role: str, name: str = ""):
-    from portal.accounts.services import staff_grant
-
-    user = make_user(name=name or f"{hospital.code}-{role}")
-    staff_grant(user=user, hospital=hospital, role=role)
-    return user
 
 
 @pytest.fixture
@@ -164,13 +150,6 @@ def operator(db):
     return make_user(name="运营", is_staff=True)
 
 
-def host_client(host: str, user=None) -> Client:
-    client = Client(HTTP_HOST=host)
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def platform_client(db):
     return host_client(PLATFORM_HOST)
@@ -189,77 +168,12 @@ def client_b(db):
 # --------------------------------------------------------------------------- real processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    auth = f"{user}:{db['PASSWORD']}" if db.get("PASSWORD") else user
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a child process that must see this session's test database."""
-    env = dict(os.environ)
-    env.update(DJANGO_SETTINGS_MODULE="portal.settings.test", DATABASE_URL=_test_database_url(),
-               REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1")
-    env.update(extra)
-    return env
-
-
-def _wait_for(check, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode}")
-        if check():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not come up in {timeout}s")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def start_worker(log_path: Path, *extra_args: str) -> subprocess.Popen:
-    import redis
-
-    from portal.celery import WORKER_HEARTBEAT_KEY
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete(WORKER_HEARTBEAT_KEY)
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-l", "info",
-         "--concurrency", "2", "--without-gossip", "--without-mingle", *extra_args],
-        cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
-    )
-    _wait_for(lambda: client.exists(WORKER_HEARTBEAT_KEY), 60, "celery worker", proc)
-    return proc
-
-
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, tmp_path_factory):
     """A real Celery worker process on the test database and the tests' Redis database."""
     proc = start_worker(tmp_path_factory.mktemp("worker") / "worker.log")
     yield proc
     stop_process(proc)
-
-
-def _port_up(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="session")
@@ -271,7 +185,7 @@ def live_sandbox(tmp_path_factory):
         [sys.executable, "-m", "portal.dev.sandbox_pay", "--port", str(port), "--data-dir",
          str(data), "--test-hooks"], cwd=ROOT, env=subprocess_env(),
         stdout=open(data / "sandbox.log", "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
-    _wait_for(lambda: _port_up(port), 30, "sandbox provider", proc)
+    wait_for(lambda: port_up(port), 30, "sandbox provider", proc)
     yield f"http://localhost:{port}"
     stop_process(proc)
 
@@ -293,6 +207,6 @@ def live_site(django_db_setup, live_sandbox, tmp_path_factory):
         cwd=ROOT, env=subprocess_env(SANDBOX_PAY_URL=live_sandbox.replace("localhost", "127.0.0.1")),
         stdout=log, stderr=subprocess.STDOUT,
     )
-    _wait_for(lambda: _port_up(port), 60, "web server", proc)
+    wait_for(lambda: port_up(port), 60, "web server", proc)
     yield port
     stop_process(proc)

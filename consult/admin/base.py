@@ -3,8 +3,6 @@ read-only admin."""
 
 from __future__ import annotations
 
-from portal.admin_sites import RoleModelAdmin
-
 
 class EditableInline:
     """Inlines follow their parent admin's role rules for every permission (Django would ask
@@ -25,13 +23,3 @@ class EditableInline:
     def has_delete_permission(self, request, obj=None):
         return self._parent().has_change_permission(request, obj)
 
-
-class ReadOnlyAdmin(RoleModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -6,11 +6,10 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
-from portal.admin_sites import ReadOnlyInline, RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import ReadOnlyInline, ReadOnlyModelAdmin, RoleModelAdmin, hospital_admin_site
 
 from .. import selectors
 from ..models import Consultation, ConsultationEvent, ConsultSettings, DoctorConsultProfile, Message, Record
-from .base import ReadOnlyAdmin
 
 Role = StaffMembership.Role
 
@@ -54,7 +53,7 @@ class MessageInline(ReadOnlyInline):
 
 
 @admin.register(Consultation, site=hospital_admin_site)
-class ConsultationAdmin(ReadOnlyAdmin):
+class ConsultationAdmin(ReadOnlyModelAdmin):
     list_display = ("pk", "created_at", "family_member", "department", "doctor", "status",
                     "deadline_at", "first_response_at", "rating")
     list_filter = ("status", "department", "doctor")

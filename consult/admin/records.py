@@ -8,13 +8,13 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
-from portal.admin_sites import RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import ReadOnlyModelAdmin, RoleModelAdmin, hospital_admin_site
 from registration.models import PatientCard
 
 from ..errors import RecordNotFound
 from ..models import LabItem, Record, RecordAccess
 from ..services import records
-from .base import EditableInline, ReadOnlyAdmin
+from .base import EditableInline
 
 Role = StaffMembership.Role
 
@@ -79,7 +79,7 @@ class RecordAdmin(RoleModelAdmin):
 
 
 @admin.register(RecordAccess, site=hospital_admin_site)
-class RecordAccessAdmin(ReadOnlyAdmin):
+class RecordAccessAdmin(ReadOnlyModelAdmin):
     roles = {Role.HOSPITAL_ADMIN}
     list_display = ("at", "record", "user", "via")
     list_filter = ("via",)

@@ -10,12 +10,12 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
-from portal.admin_sites import RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import ReadOnlyModelAdmin, RoleModelAdmin, hospital_admin_site
 
 from ..errors import InvalidRule
 from ..models import TriageForm, TriageQuestion, TriageResult, TriageRule, TriageRuleVersion
 from ..services import triage_rules
-from .base import EditableInline, ReadOnlyAdmin
+from .base import EditableInline
 
 Role = StaffMembership.Role
 
@@ -86,7 +86,7 @@ class TriageRuleAdmin(RoleModelAdmin):
 
 
 @admin.register(TriageRuleVersion, site=hospital_admin_site)
-class TriageRuleVersionAdmin(ReadOnlyAdmin):
+class TriageRuleVersionAdmin(ReadOnlyModelAdmin):
     list_display = ("number", "created_at", "created_by", "note", "rule_count")
     readonly_fields = ("number", "created_at", "created_by", "note", "rules_pretty")
     exclude = ("rules",)
@@ -103,7 +103,7 @@ class TriageRuleVersionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TriageResult, site=hospital_admin_site)
-class TriageResultAdmin(ReadOnlyAdmin):
+class TriageResultAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "family_member", "outcome", "version", "department", "doctor")
     list_filter = ("outcome",)
     list_select_related = ("family_member", "version", "department", "doctor")

@@ -12,7 +12,7 @@ import pytest
 
 from portal.accounts.models import FamilyMember
 from portal.accounts.services import family_member_add
-from tests.conftest import HOSPITAL_B, PLATFORM_HOST, host_client
+from tests.helpers import HOSPITAL_B, PLATFORM_HOST, host_client
 
 ID = "110101199003071233"
 OTHER_ID = "110101201806150023"
@@ -84,7 +84,7 @@ def test_family_edit_mobile_number_masked_too(patient):
 
 def _with_card(hospital, patient):
     from registration.services.patients import patient_card_for
-    from tests.conftest import in_schema
+    from tests.helpers import in_schema
 
     member = _member(patient)
     with in_schema(hospital):
@@ -137,8 +137,8 @@ def test_family_edit_service_refuses_identity_change_after_a_booking(hospital_b,
     from portal.accounts.services import family_member_update
     from registration.models import TimeSlice
     from registration.services import booking as svc
-    from tests.conftest import in_schema
-    from tests.registration.conftest import make_session
+    from tests.helpers import in_schema
+    from tests.registration.helpers import make_session
 
     member = _member(patient)
     with in_schema(hospital_b):
@@ -157,7 +157,7 @@ def test_family_edit_service_refuses_identity_change_after_a_booking(hospital_b,
 def test_family_edit_records_check_changes_nothing(hospital_a, patient):
     from portal.accounts.services import family_member_has_records
     from registration.services.patients import patient_card_for
-    from tests.conftest import in_schema
+    from tests.helpers import in_schema
 
     member = _member(patient)
     assert not family_member_has_records(member=member)

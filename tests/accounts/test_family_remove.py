@@ -13,8 +13,8 @@ import pytest
 from portal.accounts.models import FamilyMember
 from portal.accounts.services import family_member_add
 from registration.services.patients import patient_card_for
-from tests.conftest import HOSPITAL_A, HOSPITAL_B, PLATFORM_HOST, host_client, in_schema
-from tests.registration.conftest import valid_id
+from tests.helpers import HOSPITAL_A, HOSPITAL_B, PLATFORM_HOST, host_client, in_schema
+from tests.registration.helpers import valid_id
 
 
 def _member(patient, name="王小明"):
@@ -45,7 +45,7 @@ def test_family_remove_member_with_records_at_a_hospital_is_refused(hospital_a, 
 
 
 def test_family_remove_platform_admin_offers_no_delete_that_would_crash(patient):
-    from tests.conftest import make_user
+    from tests.helpers import make_user
 
     member = _member(patient)
     client = host_client(PLATFORM_HOST, make_user(is_staff=True, is_superuser=True))

@@ -1,7 +1,7 @@
 """Sign-up, login, password change and family members through the platform's pages."""
 
 from portal.accounts.models import FamilyMember, User
-from tests.conftest import PASSWORD, host_client, unique_phone
+from tests.helpers import PASSWORD, host_client, unique_phone
 
 VALID_ID = "110101199003071233"
 CHILD_ID = "110101201806150023"

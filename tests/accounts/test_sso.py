@@ -7,7 +7,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from portal.accounts.models import SsoTicket
-from tests.conftest import host_client
+from tests.helpers import host_client
 
 HTML = {"HTTP_ACCEPT": "text/html"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from consult.models import TriageRule, TriageRuleVersion
-from tests.conftest import host_client, in_schema, make_staff
+from tests.helpers import host_client, in_schema, make_staff
 
 
 def _rule_form(conditions) -> dict:

@@ -16,14 +16,14 @@ from consult.services import attachments, consultations, triage_rules
 from payments.models import Order, Refund
 from portal.notifications.models import InboxMessage, OutboxEvent
 from portal.notifications.services import outbox_deliver_now
-from tests.conftest import in_schema
-from tests.consult.conftest import (
+from tests.consult.helpers import (
     make_online_doctor,
     make_patient,
     pay,
     refund_callback,
     start_consultation,
 )
+from tests.helpers import in_schema
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -198,7 +198,7 @@ def test_consultation_cancel_while_waiting_refunds(hospital_a, alpha_doctor, san
 def _pay_at_sandbox(sandbox_app, c):
     """Make the sandbox provider hold the payment too, so it accepts the refund."""
     from payments import services as pay_svc
-    from tests.payments.conftest import sandbox_hook
+    from tests.payments.helpers import sandbox_hook
 
     pay_svc.provider_for().create_payment(pay_svc.PaymentRequest(
         out_trade_no=c.order.out_trade_no, amount_fen=c.order.self_pay_fen, description="consult",

@@ -10,8 +10,8 @@ from django.utils import timezone
 from consult import selectors
 from consult.models import Consultation, TriageResult
 from consult.services import consultations, records
-from tests.conftest import host_client, in_schema, make_user
-from tests.consult.conftest import BENIGN, make_online_doctor, make_patient, pay, start_consultation
+from tests.consult.helpers import BENIGN, make_online_doctor, make_patient, pay, start_consultation
+from tests.helpers import host_client, in_schema, make_user
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -131,7 +131,7 @@ def test_conversation_polling_returns_new_messages_and_status(hospital_a, alpha_
 def test_workbench_for_doctors_only_waiting_by_deadline_and_todays_patients(hospital_a, client_a):
     from registration.models import Schedule, TimeSlice
     from registration.services import booking as booking_svc
-    from tests.registration.conftest import make_patient as make_booking_patient
+    from tests.registration.helpers import make_patient as make_booking_patient
 
     user1, member1 = make_patient("先到期")
     user2, member2 = make_patient("后到期")
@@ -177,7 +177,7 @@ def test_admin_shows_quality_per_doctor_and_department(hospital_a, admin_a):
 def test_workbench_doctor_checks_in_own_patients_only(hospital_a):
     from registration.models import Booking, Schedule, TimeSlice
     from registration.services import booking as booking_svc
-    from tests.registration.conftest import make_patient as make_booking_patient
+    from tests.registration.helpers import make_patient as make_booking_patient
 
     with in_schema(hospital_a):
         doctor, doctor_user = make_online_doctor(hospital_a)

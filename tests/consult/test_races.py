@@ -13,16 +13,14 @@ from consult.errors import ConsultationNotOpen
 from consult.models import Consultation, Message
 from consult.services import consultations
 from payments.models import Refund
-from tests.consult.conftest import make_online_doctor, make_patient, pay, start_consultation
+from tests.consult.helpers import make_online_doctor, make_patient, pay, start_consultation
 from tests.consult.test_consultations import _pay_at_sandbox
 from tests.registration.test_races import _run_together
 
 
 @pytest.fixture
-def alpha(committed_db):
-    from tenants.models import Hospital
-
-    hospital = Hospital.objects.get(code="alpha")
+def alpha(committed_hospital_a):
+    hospital = committed_hospital_a
     connection.set_tenant(hospital)
     yield hospital
     connection.set_schema_to_public()

@@ -11,8 +11,8 @@ from consult.models import Record, RecordAccess
 from consult.services import consultations, records
 from portal.notifications.models import InboxMessage, OutboxEvent
 from portal.notifications.services import outbox_deliver_now
-from tests.conftest import host_client, in_schema, make_staff
-from tests.consult.conftest import make_patient
+from tests.consult.helpers import make_patient
+from tests.helpers import host_client, in_schema, make_staff
 
 LIPIDS = [
     {"name": "总胆固醇", "code": "TC", "value": "6.8", "unit": "mmol/L", "reference_range": "2.8-5.2"},
@@ -172,7 +172,7 @@ def test_report_create_by_medical_record_number_for_partners(hospital_a):
 
 
 def test_consultations_in_admin_never_cross_hospitals(hospital_a, hospital_b, admin_a, admin_b):
-    from tests.consult.conftest import make_online_doctor, pay, start_consultation
+    from tests.consult.helpers import make_online_doctor, pay, start_consultation
 
     user, member = make_patient("后台跨院")
     with in_schema(hospital_a):
@@ -187,7 +187,7 @@ def test_consultations_in_admin_never_cross_hospitals(hospital_a, hospital_b, ad
 
 
 def test_consultation_summary_in_admin_is_read_through_the_record_gate(hospital_a, admin_a):
-    from tests.consult.conftest import make_online_doctor, pay, start_consultation
+    from tests.consult.helpers import make_online_doctor, pay, start_consultation
 
     user, member = make_patient("小结")
     with in_schema(hospital_a):

@@ -10,8 +10,8 @@ from consult.defaults import RED_FLAGS
 from consult.errors import InvalidRule, NotYourPatient, TriageIncomplete, TriageNotOnline
 from consult.models import TriageResult, TriageRule, TriageRuleVersion
 from consult.services import consultations, triage_rules
-from tests.conftest import in_schema
-from tests.consult.conftest import birth_days_ago, make_patient
+from tests.consult.helpers import birth_days_ago, make_patient
+from tests.helpers import in_schema
 
 ADULT = "19900307"
 

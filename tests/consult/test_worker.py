@@ -16,8 +16,8 @@ from consult.models import Consultation
 from payments.models import Order, Refund
 from portal.notifications.models import InboxMessage
 from portal.notifications.services import outbox_deliver_now
-from tests.conftest import ROOT, _wait_for, stop_process, subprocess_env
-from tests.consult.conftest import make_online_doctor, make_patient, pay, refund_callback, start_consultation
+from tests.consult.helpers import make_online_doctor, make_patient, pay, refund_callback, start_consultation
+from tests.helpers import ROOT, stop_process, subprocess_env, wait_for
 
 pytestmark = [pytest.mark.worker]
 
@@ -35,7 +35,7 @@ def consult_worker(django_db_setup, live_sandbox, tmp_path_factory):
          "--concurrency", "1", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=subprocess_env(SANDBOX_PAY_URL=live_sandbox), stdout=log,
         stderr=subprocess.STDOUT)
-    _wait_for(lambda: b" ready." in log_path.read_bytes(), 60, "consult worker", proc)
+    wait_for(lambda: b" ready." in log_path.read_bytes(), 60, "consult worker", proc)
     yield proc
     stop_process(proc)
 
@@ -50,14 +50,13 @@ def _wait(check, timeout=60):
 
 
 def test_worker_times_out_late_consultation_refunds_and_tells_patient(
-        committed_db, consult_worker, live_sandbox, settings):
+        committed_hospital_a, consult_worker, live_sandbox, settings):
     from consult.tasks import consultations_timeout_due
     from payments import services as pay_svc
-    from tenants.models import Hospital
-    from tests.payments.conftest import sandbox_hook
+    from tests.payments.helpers import sandbox_hook
 
     settings.SANDBOX_PAY_URL = live_sandbox
-    alpha = Hospital.objects.get(code="alpha")
+    alpha = committed_hospital_a
     user, member = make_patient("无人应答")
     connection.set_tenant(alpha)
     doctor, _ = make_online_doctor(alpha, fee=2500)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-
+from tests.helpers import CHROMIUM
 
 
 @pytest.fixture

@@ -14,21 +14,20 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import PASSWORD, in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import PASSWORD, in_schema
+from tests.registration.helpers import make_patient, make_session
 
 pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture
-def bookable_session(committed_db):
+def bookable_session(committed_hospital_a):
     """Committed (the web server is another process): a patient with a family member, and a
     cardiologist at alpha with a morning session and a fee of ¥20."""
     from registration.services.rules import cancel_deadline
-    from tenants.models import Hospital
 
     user, member = make_patient("韩美丽")
-    with in_schema(Hospital.objects.get(code="alpha")):
+    with in_schema(committed_hospital_a):
         # Tomorrow, as a patient would; but patients may cancel online only until the cut-off
         # (18:00 the day before), so late in the day the session is the day after tomorrow.
         day = timezone.localdate() + timedelta(days=1)

@@ -13,8 +13,7 @@ import os
 import pytest
 from django.db import connection
 
-from tests.conftest import PASSWORD, in_schema
-from tests.e2e.conftest import CHROMIUM
+from tests.helpers import CHROMIUM, PASSWORD, in_schema
 
 pytestmark = [pytest.mark.browser]
 
@@ -53,13 +52,12 @@ def _login(page, platform: str, phone: str) -> None:
 
 
 @pytest.fixture
-def cast(committed_db):
+def cast(committed_hospital_a):
     """Committed (the web server is another process): a patient and an online doctor at alpha."""
-    from tenants.models import Hospital
-    from tests.consult.conftest import make_online_doctor, make_patient
+    from tests.consult.helpers import make_online_doctor, make_patient
 
     user, member = make_patient("浏览器患者")
-    alpha = Hospital.objects.get(code="alpha")
+    alpha = committed_hospital_a
     with in_schema(alpha):
         doctor, doctor_user = make_online_doctor(alpha, fee=1500, name="网诊医生")
     connection.set_schema_to_public()
@@ -154,13 +152,12 @@ def test_browser_paid_consultation_with_doctor_replying_from_workbench(cast, liv
 
 
 @pytest.fixture
-def lab_report(committed_db):
+def lab_report(committed_hospital_a):
     from consult.services.records import report_create
-    from tenants.models import Hospital
-    from tests.consult.conftest import make_patient
+    from tests.consult.helpers import make_patient
 
     user, member = make_patient("看化验单")
-    with in_schema(Hospital.objects.get(code="alpha")):
+    with in_schema(committed_hospital_a):
         record = report_create(kind="lab_report", title="肝功能", family_member=member, items=[
             {"name": "谷丙转氨酶 ALT", "value": "88", "unit": "U/L", "reference_range": "9-50"},
             {"name": "白蛋白 ALB", "value": "42", "unit": "g/L", "reference_range": "40-55"}])

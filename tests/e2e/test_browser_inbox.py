@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.conftest import PASSWORD, in_schema, make_staff
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import PASSWORD, in_schema, make_staff
+from tests.registration.helpers import make_patient, make_session
 
 pytestmark = [pytest.mark.browser]
 
@@ -15,7 +15,7 @@ REASON = "医生临时外出会诊"
 
 
 @pytest.fixture
-def stopped_clinic(committed_db):
+def stopped_clinic(committed_hospital_a):
     """Committed (the web server is another process): a patient with a confirmed free booking
     at alpha, whose session the hospital then stops; the outbox delivered in this process
     (the live site has no worker)."""
@@ -24,9 +24,8 @@ def stopped_clinic(committed_db):
     from registration.models import Booking, TimeSlice
     from registration.services import booking as svc
     from registration.services import schedules as schedules_services
-    from tenants.models import Hospital
 
-    hospital = Hospital.objects.get(code="alpha")
+    hospital = committed_hospital_a
     user, member = make_patient("停诊收信人")
     staff = make_staff(hospital, "registrar")
     with in_schema(hospital):

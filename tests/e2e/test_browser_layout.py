@@ -14,24 +14,23 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.accounts.services import family_member_add
-from tests.conftest import PASSWORD, in_schema
-from tests.registration.conftest import make_patient, make_session, valid_id
+from tests.helpers import PASSWORD, in_schema
+from tests.registration.helpers import make_patient, make_session, valid_id
 
 pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture
-def two_members_and_a_slice(committed_db):
+def two_members_and_a_slice(committed_hospital_a):
     from registration.models import TimeSlice
     from registration.services.booking import booking_hold
-    from tenants.models import Hospital
 
     user, _ = make_patient("欧阳明月")
     # English: its longer labels leave the values the narrowest column.
     type(user).objects.filter(pk=user.pk).update(language="en")
     child = family_member_add(account=user, name="欧阳小雨", relation="child",
                               id_number=valid_id("20150601"))
-    with in_schema(Hospital.objects.get(code="alpha")):
+    with in_schema(committed_hospital_a):
         _, schedule = make_session(day=timezone.localdate() + timedelta(days=2), name="宽屏医生")
         _, free = make_session(day=timezone.localdate() + timedelta(days=2), name="义诊医生",
                                fee=0)

@@ -5,24 +5,23 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.conftest import PASSWORD, in_schema, make_user
+from tests.helpers import PASSWORD, in_schema, make_user
 
 pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture
-def unpaid_bill(committed_db):
+def unpaid_bill(committed_hospital_a):
     """Committed (the web server is another process): a patient, a card at alpha, a bill."""
     from payments import bills
     from portal.accounts.services import family_member_add
     from registration.services.patients import patient_card_for
-    from tenants.models import Hospital
 
     if True:  # committed: the web server is another process
         patient = make_user(name="缴费人")
         member = family_member_add(account=patient, name="缴费人", relation="self",
                                    id_number="11010519491231002X")
-        with in_schema(Hospital.objects.get(code="alpha")):
+        with in_schema(committed_hospital_a):
             card = patient_card_for(family_member=member)
             bill = bills.clinic_bill_open(patient_card=card, doctor_name="周医生")
             bill = bills.clinic_bill_set_items(bill=bill, items=[

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from portal.partners.services import api_key_revoke
-from tests.conftest import HOSPITAL_A, HOSPITAL_B
-from tests.partners.conftest import ApiClient, make_partner, patient_body
+from tests.helpers import HOSPITAL_A, HOSPITAL_B
+from tests.partners.helpers import ApiClient, make_partner, patient_body
 
 # (method, path, scope it needs)
 RESOURCES = [

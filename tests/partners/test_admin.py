@@ -7,7 +7,7 @@ import re
 
 from portal.partners.models import ApiKey, Grant, Partner
 from portal.partners.services import key_hash
-from tests.conftest import PLATFORM_HOST, host_client
+from tests.helpers import PLATFORM_HOST, host_client
 
 
 def test_admin_operator_creates_key_shown_once(operator, hospital_a):

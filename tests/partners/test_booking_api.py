@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from portal.partners.services import patient_resolve
 from registration.models import Booking, BookingBan, Schedule, TimeSlice
-from tests.conftest import in_schema
-from tests.partners.conftest import patient_body
-from tests.registration.conftest import make_session
+from tests.helpers import in_schema
+from tests.partners.helpers import patient_body
+from tests.registration.helpers import make_session
 
 
 def _first(schedule):
@@ -184,7 +184,7 @@ def test_webhooks_partner_endpoint_gets_own_bookings_only(hospital_a, partner_a,
     bookings (plus hospital-wide announcements); a hospital-registered one receives all."""
     from portal.notifications.models import OutboxEvent, WebhookEndpoint
     from portal.notifications.webhooks import deliveries_for_event, endpoint_receives
-    from tests.partners.conftest import make_partner
+    from tests.partners.helpers import make_partner
 
     created = api_a.post("webhooks/", {"url": "https://p.example/h", "events": ["*"]})
     assert created.status_code == 201 and created.json()["secret"].startswith("whsec_")
@@ -196,7 +196,7 @@ def test_webhooks_partner_endpoint_gets_own_bookings_only(hospital_a, partner_a,
                                                  url="https://h.example/", events=["*"])
     ours = api_a.post("bookings/", {"slot": slot_a[2].pk, "patient": patient_body()}).json()
     from registration.services import booking as svc
-    from tests.registration.conftest import make_patient
+    from tests.registration.helpers import make_patient
 
     user, member = make_patient()
     with in_schema(hospital_a):

@@ -14,8 +14,8 @@ from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.slot import Slot
 
 from registration.models import TimeSlice
-from tests.conftest import HOSPITAL_A, in_schema
-from tests.partners.conftest import ApiClient, patient_body
+from tests.helpers import HOSPITAL_A, in_schema
+from tests.partners.helpers import ApiClient, patient_body
 
 MODELS = {"Practitioner": Practitioner, "Schedule": Schedule, "Slot": Slot,
           "Appointment": Appointment}
@@ -87,7 +87,7 @@ def test_fhir_slot_search_by_start_status_service_type(hospital_a, fhir_a, slot_
 
 def test_fhir_appointments_are_own_bookings_only(hospital_a, fhir_a, api_a, slot_a):
     from registration.services import booking as svc
-    from tests.registration.conftest import make_patient
+    from tests.registration.helpers import make_patient
 
     ours = api_a.post("bookings/", {"slot": slot_a[2].pk, "patient": patient_body()}).json()
     user, member = make_patient()
@@ -103,7 +103,7 @@ def test_fhir_appointments_are_own_bookings_only(hospital_a, fhir_a, api_a, slot
 
 def test_fhir_grants_scopes_and_keys(partner_b, hospital_a, slot_a):
     from portal.partners.services import api_key_revoke
-    from tests.partners.conftest import make_partner
+    from tests.partners.helpers import make_partner
 
     other = ApiClient(partner_b[2], prefix="/fhir/r4/alpha")
     for kind in ("metadata", "Slot", "Practitioner", "Schedule", "Appointment"):
@@ -126,7 +126,7 @@ def test_fhir_not_yet_released_slots_are_busy(hospital_a, fhir_a):
 
     from django.utils import timezone
 
-    from tests.registration.conftest import make_session
+    from tests.registration.helpers import make_session
 
     with in_schema(hospital_a):
         _, far = make_session(day=timezone.localdate() + timedelta(days=8), name="远期医生")

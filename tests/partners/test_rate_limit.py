@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from portal.partners import auth
-from tests.conftest import HOSPITAL_A
-from tests.partners.conftest import ApiClient, make_partner
+from tests.helpers import HOSPITAL_A
+from tests.partners.helpers import ApiClient, make_partner
 
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -147,7 +147,7 @@ def test_rate_limit_headers_on_errors_and_fhir(settings, hospital_a, clock):
 
 def test_rate_limit_redis_down_lets_requests_through_without_headers(
         settings, monkeypatch, caplog, api_a, clock):
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     settings.PARTNER_API_RATE_LIMIT = 1
     down = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.5,

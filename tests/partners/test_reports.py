@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from consult.models import Record
-from tests.conftest import in_schema
-from tests.partners.conftest import ApiClient, make_partner, patient_body
+from tests.helpers import in_schema
+from tests.partners.helpers import ApiClient, make_partner, patient_body
 
 LAB = {"kind": "lab_report", "title": "血常规", "department": "cardiology",
        "items": [{"name": "白细胞计数", "code": "WBC", "value": "11.2", "unit": "10^9/L",

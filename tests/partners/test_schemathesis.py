@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import ROOT, _port_up, _wait_for, free_port, in_schema, stop_process, subprocess_env
+from tests.helpers import ROOT, free_port, in_schema, port_up, stop_process, subprocess_env, wait_for
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
 # The same examples on every run, so CI is repeatable; SCHEMATHESIS_RANDOM=1 explores anew
@@ -27,8 +27,8 @@ def api_server(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.db import connection
 
     from tenants.models import Hospital
-    from tests.partners.conftest import make_partner
-    from tests.registration.conftest import make_session
+    from tests.partners.helpers import make_partner
+    from tests.registration.helpers import make_session
 
     with django_db_blocker.unblock():
         hospital = Hospital.objects.get(code="alpha")
@@ -44,7 +44,7 @@ def api_server(django_db_setup, django_db_blocker, tmp_path_factory):
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         # a closed port for the payment provider: cashier URLs are simply absent
         env=subprocess_env(PARTNER_API_RATE_LIMIT="100000", SANDBOX_PAY_URL="http://127.0.0.1:9"))
-    _wait_for(lambda: _port_up(port), 60, "web server", proc)
+    wait_for(lambda: port_up(port), 60, "web server", proc)
     yield port, raw
     stop_process(proc)
     with django_db_blocker.unblock():

@@ -11,7 +11,7 @@ import pytest
 from portal.notifications import webhooks
 from portal.notifications.models import WebhookDelivery, WebhookEndpoint
 from portal.notifications.services import event_relay
-from tests.conftest import make_user
+from tests.helpers import make_user
 from tests.portal.test_webhooks import _drive, _event, _partner, queued, receiver  # noqa: F401
 
 

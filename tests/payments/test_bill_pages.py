@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import HOSPITAL_A, host_client
+from tests.helpers import HOSPITAL_A, host_client
 from tests.payments.test_bills import ITEMS, _bill, card  # noqa: F401 (fixture)
 
 

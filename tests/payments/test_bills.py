@@ -6,7 +6,7 @@ from payments import bills
 from payments.models import ClinicBill, Order
 from portal.accounts.services import family_member_add
 from registration.services.patients import patient_card_for
-from tests.conftest import host_client, in_schema, make_staff
+from tests.helpers import host_client, in_schema, make_staff
 from tests.payments.test_callbacks import _deliver
 
 ID = "110101199003071233"
@@ -51,7 +51,7 @@ def test_bill_self_pay_only_charged_online_with_insurance(sandbox, catcher, hosp
         from payments import services
 
         services.payment_start(order=order, notify_url=catcher.url, return_url="http://x/")
-    from tests.payments.conftest import sandbox_hook
+    from tests.payments.helpers import sandbox_hook
 
     paid = sandbox_hook(sandbox, "/_test/pay", {"mchid": "sbx_alpha",
                                                 "out_trade_no": order.out_trade_no})
@@ -137,7 +137,7 @@ def test_bill_with_insurer_uses_its_split_and_settles_on_payment(
         sandbox, catcher, hospital_a, card, patient, client_a, insurer):
     from payments import services
     from payments.insurance import YearToDate
-    from tests.payments.conftest import sandbox_hook
+    from tests.payments.helpers import sandbox_hook
 
     # The insurer knows this patient already met the resident deductible this year.
     insurer.set_year_to_date(ID, YearToDate(deductible_met_fen=20000, insurance_paid_fen=0))

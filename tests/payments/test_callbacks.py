@@ -15,8 +15,8 @@ from django.db import connection
 
 from payments import services
 from payments.models import Order, OrderEvent, PaymentNotification, Refund
-from tests.conftest import host_client, in_schema, make_user
-from tests.payments.conftest import sandbox_hook
+from tests.helpers import host_client, in_schema, make_user
+from tests.payments.helpers import sandbox_hook
 
 NOTIFY = "/payments/notify/sandbox/"
 
@@ -238,12 +238,11 @@ def test_refund_bad_amount_changes_nothing(sandbox, catcher, hospital_a, payer, 
         assert not Refund.objects.filter(order=order).exists()
 
 
-def test_callback_fired_from_many_threads_pays_exactly_once(sandbox, catcher, committed_db):
+def test_callback_fired_from_many_threads_pays_exactly_once(sandbox, catcher, committed_hospital_a):
     """Eight deliveries of one callback at the same instant, each on its own connection."""
     if True:  # committed data: the threads use their own connections
-        from tenants.models import Hospital
 
-        hospital = Hospital.objects.get(code="alpha")
+        hospital = committed_hospital_a
         payer = make_user(name="并发")
         order = _new_order(hospital, payer, catcher)  # committed: threads must see it
         _pay_at_provider(sandbox, order)

@@ -8,8 +8,8 @@ from payments import services
 from payments.models import Discrepancy, Order, ReconciliationRun
 from payments.providers.base import Notice, PaymentRequest
 from payments.reconciliation import reconcile_day
-from tests.conftest import in_schema
-from tests.payments.conftest import sandbox_hook
+from tests.helpers import in_schema
+from tests.payments.helpers import sandbox_hook
 from tests.payments.test_callbacks import _deliver, _new_order, _pay_at_provider
 
 
@@ -98,7 +98,7 @@ def test_reconciliation_clean_day_has_no_discrepancies(fresh_sandbox, catcher, h
 
 def test_reconciliation_admin_reconciles_a_chosen_day(fresh_sandbox, catcher, hospital_a, patient,
                                                       client_a):
-    from tests.conftest import host_client, make_staff
+    from tests.helpers import host_client, make_staff
 
     order = _new_order(hospital_a, patient, catcher, total=1500)
     _pay_at_provider(fresh_sandbox, order)

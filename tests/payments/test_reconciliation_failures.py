@@ -16,7 +16,7 @@ from payments import services
 from payments.models import Discrepancy, Order, ReconciliationRun
 from payments.providers.base import Notice
 from payments.reconciliation import ReconciliationFailed, reconcile_day
-from tests.conftest import host_client, in_schema, make_staff
+from tests.helpers import host_client, in_schema, make_staff
 
 CST = timezone.get_fixed_timezone(8 * 60)
 HEADER = "trade_time,out_trade_no,transaction_id,type,state,amount_fen,currency,out_refund_no,refund_id"

@@ -9,7 +9,7 @@ from django.utils import translation
 
 from payments.models import Order
 from registration.models import Booking, Department, Doctor
-from tests.conftest import host_client, make_staff
+from tests.helpers import host_client, make_staff
 from tests.payments.test_callbacks import _paid_order
 
 
@@ -46,7 +46,7 @@ def test_admin_labels_order_page_and_audit_trail_in_words(sandbox, catcher, hosp
 
 
 def test_admin_labels_platform_hospital_page_in_chinese(hospital_a):
-    from tests.conftest import PLATFORM_HOST, make_user
+    from tests.helpers import PLATFORM_HOST, make_user
 
     client = host_client(PLATFORM_HOST, make_user(is_staff=True, is_superuser=True))
     page = client.get(f"/admin/tenants/hospital/{hospital_a.pk}/change/").content.decode()
@@ -65,8 +65,8 @@ def test_admin_labels_django_strings_missing_from_its_catalogue(hospital_a, admi
 def test_admin_labels_booking_list_and_page_name_the_doctor_and_source(hospital_a, registrar_a):
     from registration.models import TimeSlice
     from registration.services import booking as svc
-    from tests.conftest import in_schema
-    from tests.registration.conftest import make_patient, make_session
+    from tests.helpers import in_schema
+    from tests.registration.helpers import make_patient, make_session
 
     with in_schema(hospital_a):
         _, schedule = make_session(fee=0)
@@ -87,8 +87,8 @@ def test_admin_labels_doctor_rank_is_zhicheng_and_waitlist_in_words(hospital_a, 
     from registration.models import TimeSlice
     from registration.services import booking as svc
     from registration.services import waitlist as waitlist_services
-    from tests.conftest import in_schema
-    from tests.registration.conftest import make_patient, make_session
+    from tests.helpers import in_schema
+    from tests.registration.helpers import make_patient, make_session
 
     with in_schema(hospital_a):
         _, schedule = make_session(fee=0, capacity=1, slices=1, name="候补医生")
@@ -138,7 +138,7 @@ def test_admin_labels_refund_list_and_page_in_chinese(hospital_a, finance_a, pat
     from django.utils import timezone
 
     from payments.models import Refund
-    from tests.conftest import in_schema
+    from tests.helpers import in_schema
 
     with in_schema(hospital_a):
         order = Order.objects.create(out_trade_no="PLABELS0001", kind="registration",
@@ -160,7 +160,7 @@ def test_admin_labels_refund_list_and_page_in_chinese(hospital_a, finance_a, pat
 
 
 def test_admin_labels_welcome_names_the_staff_member_not_their_phone(hospital_a):
-    from tests.conftest import make_staff
+    from tests.helpers import make_staff
 
     staff = make_staff(hospital_a, "registrar", name="前台小李")
     page = host_client("alpha.localhost", staff).get("/admin/").content.decode()

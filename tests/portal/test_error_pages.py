@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.conftest import HOSPITAL_A, PLATFORM_HOST, host_client
+from tests.helpers import HOSPITAL_A, PLATFORM_HOST, host_client
 
 
 @pytest.mark.parametrize("host", [PLATFORM_HOST, HOSPITAL_A["domain"]])

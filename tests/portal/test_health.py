@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from portal.dev.devstack import redis_server_binary
-from tests.conftest import ROOT, free_port, host_client, stop_process, subprocess_env
+from tests.helpers import ROOT, free_port, host_client, stop_process, subprocess_env
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 LC_MESSAGES = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES"
 PO_PATH = LC_MESSAGES / "django.po"

@@ -7,7 +7,7 @@ waitlisted place was held for them had to find the booking on their own before i
 from __future__ import annotations
 
 from portal.notifications.services import notify, outbox_deliver_now
-from tests.conftest import HOSPITAL_A, HOSPITAL_B, PLATFORM_HOST, host_client, make_user
+from tests.helpers import HOSPITAL_A, HOSPITAL_B, PLATFORM_HOST, host_client, make_user
 
 
 def _message(hospital_a, link="/bookings/42/"):

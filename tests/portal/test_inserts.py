@@ -14,7 +14,7 @@ from django.utils import timezone
 from payments.models import Order, OrderEvent
 from portal.db.inserts import IdText, InsertChain
 from portal.notifications.models import OutboxEvent
-from tests.conftest import in_schema, make_user
+from tests.helpers import in_schema, make_user
 
 
 def _order(payer, **kw) -> Order:

@@ -7,7 +7,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PRODUCT_PACKAGES = ("portal", "tenants", "registration", "payments", "consult")
 DEV = "portal.dev"

@@ -28,7 +28,7 @@ from portal.notifications.models import (
     OutboxEvent,
 )
 from portal.notifications.services import _channels_for, chunk_deliver, notify, outbox_deliver_now
-from tests.conftest import in_schema, make_user
+from tests.helpers import in_schema, make_user
 
 # --------------------------------------------------------------------------- a real SMTP server
 
@@ -206,7 +206,7 @@ def test_template_override_per_hospital_and_language_one_query_per_chunk(hospita
 
 def test_template_admin_per_hospital_rejects_unknown_placeholders(hospital_a, hospital_b):
     from portal.accounts.models import User
-    from tests.conftest import host_client, make_staff
+    from tests.helpers import host_client, make_staff
 
     url = "/admin/notifications/notificationtemplate/"
     admin_a = make_staff(hospital_a, "admin")
@@ -241,7 +241,7 @@ def test_template_admin_per_hospital_rejects_unknown_placeholders(hospital_a, ho
 def _confirmed_booking(day, *, location="门诊楼 2 层 B 区"):
     from registration.models import Department, TimeSlice
     from registration.services import booking as svc
-    from tests.registration.conftest import make_patient, make_session
+    from tests.registration.helpers import make_patient, make_session
 
     Department.objects.filter(code="cardiology").update(location=location)
     user, member = make_patient(name="赵敏")

@@ -29,7 +29,7 @@ from portal.notifications import messaging_app
 from portal.notifications.channels import channel_preference_set, channel_preferences
 from portal.notifications.models import Delivery, InboxMessage
 from portal.notifications.services import _channels_for, chunk_deliver, notify
-from tests.conftest import (
+from tests.helpers import (
     ROOT,
     free_port,
     host_client,
@@ -358,13 +358,12 @@ def _bound(name: str):
 
 
 @pytest.mark.worker
-def test_messaging_app_booking_confirmed_through_a_real_worker(committed_db, worker_world):
+def test_messaging_app_booking_confirmed_through_a_real_worker(committed_hospital_a, worker_world):
     from registration.models import TimeSlice
     from registration.services import booking as svc
-    from tenants.models import Hospital
-    from tests.registration.conftest import make_patient, make_session
+    from tests.registration.helpers import make_patient, make_session
 
-    hospital = Hospital.objects.get(code="alpha")
+    hospital = committed_hospital_a
     with in_schema(hospital):
         _, schedule = make_session(fee=0, name="微信医生")
         user, member = make_patient("收微信")
@@ -382,12 +381,10 @@ def test_messaging_app_booking_confirmed_through_a_real_worker(committed_db, wor
 
 
 @pytest.mark.worker
-def test_messaging_app_transient_error_retried_once_delivered(committed_db, worker_world):
-    from tenants.models import Hospital
-
+def test_messaging_app_transient_error_retried_once_delivered(committed_hospital_a, worker_world):
     user, openid = _bound("重试")
     worker_world.fail_next(-1, openid=openid)  # "system busy" once
-    event = notify(kind="announcement", hospital=Hospital.objects.get(code="alpha"),
+    event = notify(kind="announcement", hospital=committed_hospital_a,
                    recipients=[user], context={"title": "重试通知", "body": "稍后送达"})
     _wait(lambda: Delivery.objects.filter(event=event, channel="msgapp", status="sent").exists(),
           60, "the retried delivery")
@@ -399,12 +396,10 @@ def test_messaging_app_transient_error_retried_once_delivered(committed_db, work
 
 
 @pytest.mark.worker
-def test_messaging_app_permanent_error_not_retried(committed_db, worker_world):
-    from tenants.models import Hospital
-
+def test_messaging_app_permanent_error_not_retried(committed_hospital_a, worker_world):
     user, openid = _bound("退订")
     worker_world.unsubscribe(openid)  # 43004: the user unfollowed the account
-    event = notify(kind="announcement", hospital=Hospital.objects.get(code="alpha"),
+    event = notify(kind="announcement", hospital=committed_hospital_a,
                    recipients=[user], context={"title": "退订通知", "body": "不会送达"})
     _wait(lambda: Delivery.objects.filter(event=event, channel="msgapp", status="dead").exists(),
           60, "the dead delivery")
@@ -417,12 +412,10 @@ def test_messaging_app_permanent_error_not_retried(committed_db, worker_world):
 
 
 @pytest.mark.worker
-def test_messaging_app_expired_token_refreshed_once_by_the_worker(committed_db, worker_world):
-    from tenants.models import Hospital
-
+def test_messaging_app_expired_token_refreshed_once_by_the_worker(committed_hospital_a, worker_world):
     people = [_bound(f"过期{i}") for i in range(3)]
     warm, _ = _bound("预热")
-    hospital = Hospital.objects.get(code="alpha")
+    hospital = committed_hospital_a
     event = notify(kind="announcement", hospital=hospital, recipients=[warm],
                    context={"title": "预热", "body": "取得令牌"})
     _wait(lambda: Delivery.objects.filter(event=event, channel="msgapp", status="sent").exists(),

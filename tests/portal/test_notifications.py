@@ -7,7 +7,7 @@ from django.db import transaction
 from portal.dev.fake_sms import FakeSmsGateway
 from portal.notifications.models import Delivery, InboxMessage, OutboxEvent
 from portal.notifications.services import chunk_deliver, notify, outbox_deliver_now
-from tests.conftest import make_user
+from tests.helpers import make_user
 
 
 def test_notify_is_part_of_the_callers_transaction(db, hospital_a):
@@ -83,8 +83,8 @@ def test_money_and_booking_events_reach_the_inbox(sandbox, catcher, hospital_a, 
     from payments.providers.base import Notice
     from registration.models import TimeSlice
     from registration.services import booking as svc
-    from tests.conftest import in_schema
-    from tests.registration.conftest import make_patient, make_session
+    from tests.helpers import in_schema
+    from tests.registration.helpers import make_patient, make_session
 
     user, member = make_patient("通知患者")
     with in_schema(hospital_a):

@@ -17,7 +17,7 @@ from portal.dev.devstack import redis_server_binary
 from portal.dev.fake_sms import FakeSmsGateway
 from portal.notifications.models import Delivery, InboxMessage, OutboxEvent
 from portal.notifications.services import notify
-from tests.conftest import ROOT, free_port, in_schema, stop_process, subprocess_env
+from tests.helpers import ROOT, free_port, in_schema, stop_process, subprocess_env
 
 pytestmark = pytest.mark.worker
 
@@ -73,9 +73,8 @@ def point_celery_at():
     switch(saved)
 
 
-def test_notification_survives_redis_down(committed_db, tmp_path, settings, point_celery_at):
-    from tenants.models import Hospital
-    from tests.registration.conftest import make_patient, make_session
+def test_notification_survives_redis_down(committed_hospital_a, tmp_path, settings, point_celery_at):
+    from tests.registration.helpers import make_patient, make_session
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -91,7 +90,7 @@ def test_notification_survives_redis_down(committed_db, tmp_path, settings, poin
         redis_proc.kill()
         redis_proc.wait()
 
-        hospital = Hospital.objects.get(code="alpha")
+        hospital = committed_hospital_a
         with in_schema(hospital):
             _, schedule = make_session(fee=0, name="通知医生")
             user, member = make_patient("收通知")
@@ -119,11 +118,10 @@ def test_notification_survives_redis_down(committed_db, tmp_path, settings, poin
         stop_process(redis_proc)
 
 
-def test_fan_out_survives_kill_9_of_a_worker(committed_db, tmp_path, settings, point_celery_at):
+def test_fan_out_survives_kill_9_of_a_worker(committed_hospital_a, tmp_path, settings, point_celery_at):
     """2,000 recipients; the worker is killed mid-way; another finishes; one message each."""
     from django.contrib.auth import get_user_model
 
-    from tenants.models import Hospital
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -142,7 +140,7 @@ def test_fan_out_survives_kill_9_of_a_worker(committed_db, tmp_path, settings, p
     second = None
     try:
         _wait(lambda: redis.Redis(port=port).exists(WORKER_HEARTBEAT_KEY), 60, "first worker")
-        event = notify(kind="announcement", hospital=Hospital.objects.get(code="alpha"),
+        event = notify(kind="announcement", hospital=committed_hospital_a,
                        recipients=ids, context={"title": "停诊通知", "body": "心内科明日停诊"})
         _wait(lambda: Delivery.objects.filter(event=event, status="sent").exists(), 60,
               "the first deliveries")

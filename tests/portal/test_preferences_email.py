@@ -4,7 +4,7 @@ preferences page said "No email address on your account yet" and offered no way 
 from __future__ import annotations
 
 from portal.notifications.channels import channel_preferences
-from tests.conftest import HOSPITAL_A, host_client, make_user
+from tests.helpers import HOSPITAL_A, host_client, make_user
 
 
 def test_preferences_email_address_is_given_on_the_page(db):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 # Exactly the variables portal/settings/production.py and docs/operations.md document.
 DOCUMENTED = {

@@ -16,7 +16,7 @@ from django.utils import timezone
 from portal.notifications import webhooks
 from portal.notifications.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from portal.notifications.services import event_relay, notify
-from tests.conftest import ROOT, host_client, make_staff, make_user
+from tests.helpers import ROOT, host_client, make_staff, make_user
 
 
 def _partner(name: str):
@@ -310,7 +310,7 @@ def test_events_without_a_hospital_send_no_webhooks(db, queued):
 
 
 @pytest.mark.worker
-def test_real_worker_retries_until_exactly_one_accepted_delivery(committed_db, tmp_path,
+def test_real_worker_retries_until_exactly_one_accepted_delivery(committed_hospital_a, tmp_path,
                                                                  settings, receiver):
     """A real worker on a private Redis: the endpoint fails 3 times, then accepts once."""
     import os
@@ -320,8 +320,7 @@ def test_real_worker_retries_until_exactly_one_accepted_delivery(committed_db, t
     import redis
 
     from portal.celery import WORKER_HEARTBEAT_KEY, app
-    from tenants.models import Hospital
-    from tests.conftest import free_port, stop_process, subprocess_env
+    from tests.helpers import free_port, stop_process, subprocess_env
     from tests.portal.test_notifications_workers import _redis_server, _start, _wait, _worker_cmd
 
     port = free_port()
@@ -331,7 +330,7 @@ def test_real_worker_retries_until_exactly_one_accepted_delivery(committed_db, t
     saved_broker = app.conf.broker_url
     r = receiver(fail=3)
     endpoint = WebhookEndpoint.objects.create(
-        hospital=Hospital.objects.get(code="alpha"), partner=_partner(f"worker-test-{os.getpid()}"),
+        hospital=committed_hospital_a, partner=_partner(f"worker-test-{os.getpid()}"),
         url=r.url, events=["announcement"])
     event = None
     worker = _start(_worker_cmd(), env, open(tmp_path / "worker.log", "wb"))

@@ -10,10 +10,10 @@ from tenants.models import Hospital
 pytestmark = pytest.mark.worker
 
 
-def test_worker_runs_task_in_the_sending_hospitals_schema(celery_worker, committed_db):
+def test_worker_runs_task_in_the_sending_hospitals_schema(celery_worker, committed_hospital_a):
     # Committed for real (no test transaction): the worker is another process.
     if True:
-        a = Hospital.objects.get(code="alpha")
+        a = committed_hospital_a
         b = Hospital.objects.get(code="beta")
         connection.set_tenant(a)
         Department.objects.filter(code="dermatology").delete()

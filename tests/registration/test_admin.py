@@ -27,8 +27,8 @@ from registration.services import booking as svc
 from registration.services import schedules as schedules_services
 from registration.services.patients import patient_card_for
 from registration.services.rules import doctor_fee_fen
-from tests.conftest import host_client, in_schema, make_staff
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import host_client, in_schema, make_staff
+from tests.registration.helpers import make_patient, make_session
 
 SCHEDULES = "/admin/registration/schedule/"
 BOOKINGS = "/admin/registration/booking/"

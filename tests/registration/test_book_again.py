@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from registration.models import Booking, TimeSlice
 from registration.services import booking as svc
-from tests.conftest import HOSPITAL_A, host_client, in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import HOSPITAL_A, host_client, in_schema
+from tests.registration.helpers import make_patient, make_session
 
 
 def test_book_again_from_an_expired_booking_and_not_from_an_active_one(hospital_a):

@@ -25,8 +25,8 @@ from registration.services import booking as svc
 from registration.services import schedules as schedules_services
 from registration.services import waitlist as waitlist_services
 from registration.services.rules import release_moment
-from tests.conftest import in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import in_schema
+from tests.registration.helpers import make_patient, make_session
 
 
 def _slices(schedule):
@@ -318,12 +318,11 @@ def test_stop_clinic_cancels_refunds_and_tells_everyone(hospital_a, sandbox, cat
         assert ("退" in msg.body) == (i < 2)  # only the two who paid are told of a refund
 
 
-def test_booking_forty_threads_race_for_ten_places(committed_db):
+def test_booking_forty_threads_race_for_ten_places(committed_hospital_a):
     """40 patients press the button at once for the last 10 places: exactly 10 get one."""
-    from tenants.models import Hospital
 
     if True:  # committed data: the threads use their own connections
-        hospital = Hospital.objects.get(code="alpha")
+        hospital = committed_hospital_a
         with in_schema(hospital):
             _, schedule = make_session(capacity=10, slices=1, name="抢号医生")
             slice_id = _slices(schedule)[0].pk
@@ -400,11 +399,10 @@ def test_booking_hold_can_be_let_go_after_cutoff(hospital_a):
         assert Booking.objects.get(pk=b.pk).status == Booking.Status.CANCELLED
 
 
-def test_booking_race_with_stop_clinic_leaves_no_active_booking(committed_db):
+def test_booking_race_with_stop_clinic_leaves_no_active_booking(committed_hospital_a):
     """Bookings and a stop-clinic at the same instant: afterwards nothing is active."""
-    from tenants.models import Hospital
 
-    hospital = Hospital.objects.get(code="alpha")
+    hospital = committed_hospital_a
     connection.set_tenant(hospital)
     _, schedule = make_session(capacity=20, slices=1, name="停诊竞态",
                                day=timezone.localdate() + timedelta(days=2))

@@ -31,8 +31,8 @@ from registration.models import (
 from registration.services import booking as svc
 from registration.services import waitlist as waitlist_services
 from tenants.models import Hospital
-from tests.conftest import HOSPITAL_A, host_client, in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import HOSPITAL_A, host_client, in_schema
+from tests.registration.helpers import make_patient, make_session
 
 HOST = HOSPITAL_A["domain"]
 QUERIES = []
@@ -289,7 +289,7 @@ def test_pages_stopped_session_shown_as_stopped(hospital_a):
 
 
 def test_pages_booking_paid_path_hold_pay_confirmed_then_cancel_refunds(hospital_a, sandbox):
-    from tests.payments.conftest import sandbox_hook
+    from tests.payments.helpers import sandbox_hook
 
     user, member = make_patient("王小明")
     with in_schema(hospital_a):
@@ -369,7 +369,7 @@ def test_pages_booking_free_confirms_at_once(hospital_a):
 
 
 def test_pages_booking_without_family_member_links_to_add_one(hospital_a):
-    from tests.conftest import make_user
+    from tests.helpers import make_user
 
     user = make_user(name="新用户")
     with in_schema(hospital_a):

@@ -16,7 +16,7 @@ from payments.providers.base import Notice
 from registration.errors import SlotSoldOut
 from registration.models import Booking, TimeSlice
 from registration.services import booking as svc
-from tests.registration.conftest import make_patient, make_session
+from tests.registration.helpers import make_patient, make_session
 
 
 def _run_together(*fns):
@@ -45,10 +45,8 @@ def _run_together(*fns):
 
 
 @pytest.fixture
-def alpha(committed_db):
-    from tenants.models import Hospital
-
-    hospital = Hospital.objects.get(code="alpha")
+def alpha(committed_hospital_a):
+    hospital = committed_hospital_a
     connection.set_tenant(hospital)
     yield hospital
     connection.set_schema_to_public()
@@ -99,7 +97,7 @@ def test_race_expiry_against_payment_ends_confirmed_or_refunded(alpha, sandbox, 
         pay.provider_for().create_payment(pay.PaymentRequest(
             out_trade_no=held.order.out_trade_no, amount_fen=2000, description="race",
             notify_url=catcher.url, return_url="", expires_at=timezone.now() + timedelta(hours=1)))
-        from tests.payments.conftest import sandbox_hook
+        from tests.payments.helpers import sandbox_hook
 
         sandbox_hook(sandbox, "/_test/pay", {"mchid": "sbx_alpha",
                                              "out_trade_no": held.order.out_trade_no})
@@ -168,7 +166,7 @@ def test_race_identity_change_against_first_booking_never_leaves_a_card_on_a_cha
     from portal.accounts.services import family_member_update
     from registration.models import PatientCard
     from registration.services.patients import patient_card_create
-    from tests.registration.conftest import valid_id
+    from tests.registration.helpers import valid_id
 
     _, member = make_patient("改号患者")
     original, new = member.id_number, valid_id("19850101")

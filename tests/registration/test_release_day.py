@@ -13,8 +13,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from registration.services.rules import release_moment
-from tests.conftest import HOSPITAL_A, host_client, in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import HOSPITAL_A, host_client, in_schema
+from tests.registration.helpers import make_patient, make_session
 
 
 def test_release_day_last_day_of_the_window_is_listed(hospital_a):

@@ -11,8 +11,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from registration.services import booking as svc
-from tests.conftest import in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import in_schema
+from tests.registration.helpers import make_patient, make_session
 from tests.registration.test_admin import SCHEDULES, _desk, _first_slice, _pay
 
 

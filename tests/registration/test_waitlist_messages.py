@@ -16,8 +16,8 @@ from portal.notifications.services import outbox_deliver_now
 from registration.models import Booking, TimeSlice
 from registration.services import booking as svc
 from registration.services import waitlist as waitlist_services
-from tests.conftest import in_schema
-from tests.registration.conftest import make_patient, make_session
+from tests.helpers import in_schema
+from tests.registration.helpers import make_patient, make_session
 
 
 def _free_session_with_a_waitlisted_patient(hospital):

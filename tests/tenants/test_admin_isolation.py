@@ -3,7 +3,7 @@
 import pytest
 
 from portal.accounts.models import StaffMembership
-from tests.conftest import PASSWORD, host_client, make_staff
+from tests.helpers import PASSWORD, host_client, make_staff
 
 
 def _is_admin_page(response) -> bool:

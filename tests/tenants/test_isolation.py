@@ -5,7 +5,7 @@ from django.db import connection
 
 from portal.accounts.models import StaffMembership
 from registration.tasks import departments_seed_defaults_task
-from tests.conftest import host_client, unique_phone
+from tests.helpers import host_client, unique_phone
 
 
 def test_cache_keys_are_per_hospital(hospital_a, hospital_b, in_hospital):

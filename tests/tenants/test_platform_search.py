@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import HOSPITAL_A
+from tests.helpers import HOSPITAL_A
 
 
 def test_platform_search_with_a_nul_character_is_an_ordinary_search(platform_client):

@@ -103,7 +103,7 @@ def test_seed_demo_is_idempotent(db):
 
 
 def test_platform_admin_provisions_hospital(db, operator):
-    from tests.conftest import host_client
+    from tests.helpers import host_client
 
     client = host_client("localhost", operator)
     r = client.post("/admin/tenants/hospital/add/", {

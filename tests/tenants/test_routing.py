@@ -1,4 +1,4 @@
-from tests.conftest import HOSPITAL_A, HOSPITAL_B
+from tests.helpers import HOSPITAL_A, HOSPITAL_B
 
 
 def test_routing_platform_host_lists_hospitals(platform_client):
@@ -20,7 +20,7 @@ def test_routing_hospital_host_serves_its_own_schema(client_a, client_b, hospita
 
 
 def test_routing_unknown_host_is_404(db):
-    from tests.conftest import host_client
+    from tests.helpers import host_client
 
     assert host_client("nobody.localhost").get("/").status_code == 404
 

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from portal.celery import app
 from registration.models import Department
-from tests.conftest import HOSPITAL_A, HOSPITAL_B, host_client, in_schema
+from tests.helpers import HOSPITAL_A, HOSPITAL_B, host_client, in_schema
 
 
 @app.task(name="tests.department_codes")

@@ -10,8 +10,8 @@ from django.db import connection
 from django.db.models import F
 
 from registration.models import Booking, TimeSlice
-from tests.conftest import in_schema
-from tests.partners.conftest import ApiClient, make_partner, patient_body
+from tests.helpers import in_schema
+from tests.partners.helpers import ApiClient, make_partner, patient_body
 
 
 def _booked(hospital, slice_id: int) -> int:
@@ -66,14 +66,13 @@ def test_idempotent_post_without_key_runs_each_time(hospital_a, api_a, slot_a):
     assert _booked(hospital_a, slot_a[2].pk) == 2
 
 
-def test_idempotent_concurrent_requests_execute_once(committed_db, monkeypatch):
+def test_idempotent_concurrent_requests_execute_once(committed_hospital_a, monkeypatch):
     """Two threads send the same key at once: one books, the other gets the same answer."""
     from registration.models import TimeSlice
     from registration.services import partner as services
-    from tenants.models import Hospital
-    from tests.registration.conftest import make_session
+    from tests.registration.helpers import make_session
 
-    hospital = Hospital.objects.get(code="alpha")
+    hospital = committed_hospital_a
     _, _, raw = make_partner(hospital)
     with in_schema(hospital):
         _, schedule = make_session(name=f"并发医生{time.time_ns()}")
@@ -165,7 +164,7 @@ def test_slot_filters(hospital_a, api_a, slot_a):
     assert len(rows) == 3 and all(r["status"] == "free" and r["remaining"] == 5 for r in rows)
     sched = api_a.get("schedules/", {"doctor": doctor.pk}).json()["results"]
     assert sched[0]["capacity"] == 20 and sched[0]["remaining"] == 15
-    assert timezone.now()  # (times are checked in test_basics)
+    assert timezone.now()  # (times are checked in test_api)
 
 
 @pytest.mark.parametrize("path", ["departments/", "doctors/", "schedules/", "slots/"])

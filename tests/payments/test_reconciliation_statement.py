@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from payments.reconciliation import reconcile_day
-from tests.conftest import in_schema
+from tests.helpers import in_schema
 
 
 @override_settings(DEBUG=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import unique_phone
+from tests.helpers import unique_phone
 
 pytestmark = [pytest.mark.browser]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.management import call_command
 from django.test import Client
 
-from tests.conftest import PLATFORM_HOST
+from tests.helpers import PLATFORM_HOST
 
 
 def test_seed_demo_partner_key_lists_both_demo_hospitals_once_however_often_seeded(db):

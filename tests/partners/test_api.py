@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.partners.conftest import patient_body
+from tests.partners.helpers import patient_body
 
 
 def test_hospitals_list_shows_granted_only(api_a):
@@ -75,7 +75,7 @@ def test_slot_fast_path_matches_serializer(hospital_a, slot_a):
     """The slot list writes rows by hand (the hottest read): same output as SlotOut."""
     from registration.api import _SLOT_FIELDS, SlotOut, slot_rows
     from registration.models import Schedule, TimeSlice
-    from tests.conftest import in_schema
+    from tests.helpers import in_schema
 
     with in_schema(hospital_a):
         TimeSlice.objects.filter(pk=slot_a[2].pk).update(booked=2)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from registration.models import Booking, TimeSlice
-from tests.conftest import HOSPITAL_A, in_schema
-from tests.partners.conftest import ApiClient, patient_body
+from tests.helpers import HOSPITAL_A, in_schema
+from tests.partners.helpers import ApiClient, patient_body
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_fhir_offset_past_the_end_is_an_empty_page_not_a_500(fhir_a, slot_a, off
 def test_schema_documents_slot_status_webhook_events_and_415(api_a):
     from django.test import Client
 
-    from tests.conftest import PLATFORM_HOST
+    from tests.helpers import PLATFORM_HOST
 
     schema = Client(HTTP_HOST=PLATFORM_HOST).get("/api/schema/", {"format": "json"}).json()
     components = schema["components"]["schemas"]
@@ -157,10 +157,10 @@ def test_a_missing_trailing_slash_says_so(api_a, slot_a):
     assert plain["code"] == "not_found" and "/" not in plain["message"]
 
 
-def test_response_fields_always_present_are_required_in_the_schema():
+def test_response_fields_always_present_are_required_in_the_schema(db):
     from django.test import Client
 
-    from tests.conftest import PLATFORM_HOST
+    from tests.helpers import PLATFORM_HOST
 
     schema = Client(HTTP_HOST=PLATFORM_HOST).get("/api/schema/", {"format": "json"}).json()
     components = schema["components"]["schemas"]
@@ -174,7 +174,7 @@ def test_response_fields_always_present_are_required_in_the_schema():
 
 
 def test_head_needs_the_scope_of_get(hospital_a, slot_a):
-    from tests.partners.conftest import make_partner
+    from tests.partners.helpers import make_partner
 
     _partner, _key, raw = make_partner(hospital_a, scopes=["schedules:read"])
     client = ApiClient(raw, prefix=f"/api/v1/hospitals/{HOSPITAL_A['code']}")
