@@ -31,6 +31,7 @@ from portal.partners.api import (
 )
 from portal.partners.idempotency import idempotent
 from portal.partners.models import PartnerRecord
+from portal.partners.serializers import PatientIn, PatientOut
 from portal.partners.services import own_object_ids
 
 from . import booking as booking_svc
@@ -137,12 +138,6 @@ def slot_status(obj: TimeSlice) -> str:
     if timezone.now() < booking_svc.release_moment(obj.schedule.date):
         return "not_yet_released"
     return "free"
-
-
-class PatientOut(serializers.Serializer):
-    name = serializers.CharField()
-    id_number = serializers.CharField(source="masked_id_number")
-    mobile = serializers.CharField(source="masked_phone")
 
 
 class PaymentOut(serializers.Serializer):
@@ -447,12 +442,6 @@ def slot_rows(rows) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- bookings
-
-
-class PatientIn(serializers.Serializer):
-    name = serializers.CharField(max_length=50)
-    id_number = serializers.CharField(max_length=18, help_text="Resident ID number (18 chars).")
-    mobile = serializers.CharField(max_length=20, help_text="Mainland mobile number.")
 
 
 class BookingIn(serializers.Serializer):
