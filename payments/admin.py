@@ -13,7 +13,6 @@ from portal.accounts.selectors import staff_role
 from portal.admin_sites import (
     AuditTrailInline,
     ReadOnlyInline,
-    RoleInline,
     RoleModelAdmin,
     hospital_admin_site,
 )
@@ -26,7 +25,9 @@ from .money import fen_to_yuan, yuan_to_fen
 Role = StaffMembership.Role
 
 
-def _yuan(field: str, label):
+def yuan_column(field: str, label):
+    """An admin column (or read-only field) showing a fen field in yuan, sortable by it."""
+
     @admin.display(description=label, ordering=field)
     def show(self, obj):
         return f"¥{fen_to_yuan(getattr(obj, field))}"
@@ -43,7 +44,7 @@ class RefundInline(ReadOnlyInline):
     fields = ("out_refund_no", "amount", "reason", "status", "requested_by", "created_at",
               "succeeded_at")
     readonly_fields = fields
-    amount = _yuan("amount_fen", _("amount"))
+    amount = yuan_column("amount_fen", _("amount"))
 
 
 class RefundForm(forms.Form):
@@ -78,10 +79,10 @@ class OrderAdmin(RoleModelAdmin):
                        "provider_txn_id", "expires_at", "paid_at", "closed_at", "close_reason",
                        "needs_attention", "attention_reason", "created_at", "refund_link")
     fields = readonly_fields
-    total = _yuan("total_fen", _("total"))
-    insurance = _yuan("insurance_fen", _("insurance"))
-    self_pay = _yuan("self_pay_fen", _("self-pay"))
-    refunded = _yuan("refunded_fen", _("refunded"))
+    total = yuan_column("total_fen", _("total"))
+    insurance = yuan_column("insurance_fen", _("insurance"))
+    self_pay = yuan_column("self_pay_fen", _("self-pay"))
+    refunded = yuan_column("refunded_fen", _("refunded"))
 
     def has_add_permission(self, request):
         return False
@@ -134,7 +135,7 @@ class RefundAdmin(RoleModelAdmin):
     list_filter = ("status",)
     search_fields = ("out_refund_no", "order__out_trade_no")
     list_select_related = ("order", "requested_by")
-    amount = _yuan("amount_fen", _("amount"))
+    amount = yuan_column("amount_fen", _("amount"))
 
     def has_add_permission(self, request):
         return False
@@ -208,121 +209,6 @@ class PaymentSettingsAdmin(RoleModelAdmin):
         return False
 
 
-# --------------------------------------------------------------------------- clinic bills
-
-from . import bills  # noqa: E402
-from .models import ClinicBill, ClinicBillItem  # noqa: E402
-
-
-class YuanPriceField(forms.CharField):
-    """A price typed in yuan, as every bill and refund form reads ("45" is ¥45.00), kept in
-    fen. Typed in fen it was a hundredfold trap: "45" billed the patient ¥0.45."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 10}))
-        super().__init__(**kwargs)
-
-    def prepare_value(self, value):
-        return fen_to_yuan(value) if isinstance(value, int) else value
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        return None if value in self.empty_values else yuan_to_fen(value)
-
-
-class ClinicBillItemForm(forms.ModelForm):
-    unit_price_fen = YuanPriceField(label=_("Unit price (yuan)"))
-
-    class Meta:
-        model = ClinicBillItem
-        fields = ("name", "item_class", "unit_price_fen", "quantity")
-
-
-class ClinicBillItemInline(RoleInline, admin.TabularInline):
-    model = ClinicBillItem
-    form = ClinicBillItemForm
-    fields = ("name", "item_class", "unit_price_fen", "quantity")
-    extra = 3
-
-    def has_change_permission(self, request, obj=None):
-        return self._parent_admin().has_change_permission(request, obj) and (
-            obj is None or obj.status == ClinicBill.Status.UNPAID)
-
-    has_add_permission = has_change_permission
-    has_delete_permission = has_change_permission
-
-
-@admin.register(ClinicBill, site=hospital_admin_site)
-class ClinicBillAdmin(RoleModelAdmin):
-    """Doctors and finance raise bills; the patient pays them on the hospital site."""
-
-    roles = {Role.HOSPITAL_ADMIN, Role.FINANCE, Role.DOCTOR}
-    list_display = ("bill_no", "patient_card", "department", "doctor_name", "total",
-                    "status", "created_at")
-    list_filter = ("status", "department")
-    search_fields = ("bill_no", "patient_card__medical_record_number")
-    autocomplete_fields = ("patient_card",)
-    list_select_related = ("patient_card", "department")
-    inlines = [ClinicBillItemInline]
-    total = _yuan("total_fen", _("total"))
-
-    def get_fields(self, request, obj=None):
-        base = ["patient_card", "department", "doctor_name"]
-        return base if obj is None else ["bill_no", *base, "total", "status", "insurance_type",
-                                         "order", "paid_at"]
-
-    def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return ()
-        return ("bill_no", "patient_card", "total", "status", "insurance_type", "order",
-                "paid_at", *(() if obj.status == ClinicBill.Status.UNPAID else
-                             ("department", "doctor_name")))
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            obj.save(update_fields=["department", "doctor_name"])
-            return
-        bill = bills.clinic_bill_open(patient_card=form.cleaned_data["patient_card"],
-                                      department=form.cleaned_data.get("department"),
-                                      doctor_name=form.cleaned_data.get("doctor_name", ""),
-                                      by=request.user)
-        obj.pk, obj.bill_no, obj.created_at = bill.pk, bill.bill_no, bill.created_at
-        obj._state.adding = False
-
-    def save_related(self, request, form, formsets, change):
-        # Items go through the service, which checks them and recomputes the total.
-        obj = form.instance
-        for formset in formsets:
-            # The service writes the items; the admin's change message expects these lists.
-            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-            if formset.model is ClinicBillItem and (not change or formset.has_changed()):
-                items = [f.cleaned_data for f in formset.forms
-                         if f.cleaned_data and not f.cleaned_data.get("DELETE")]
-                try:
-                    bills.clinic_bill_set_items(bill=obj, items=[
-                        {"name": i["name"], "item_class": i["item_class"],
-                         "unit_price_fen": i["unit_price_fen"], "quantity": i["quantity"]}
-                        for i in items])
-                except DomainError as exc:
-                    self.message_user(request, exc.message, messages.ERROR)
-
-    @admin.action(description=_("Cancel selected unpaid bills"))
-    def cancel_bills(self, request, queryset):
-        done = 0
-        for bill in queryset:
-            try:
-                bills.clinic_bill_cancel(bill=bill, by=request.user)
-                done += 1
-            except DomainError as exc:
-                self.message_user(request, f"{bill.bill_no}: {exc.message}", messages.WARNING)
-        self.message_user(request, _("%(n)d bills cancelled.") % {"n": done})
-
-    actions = ["cancel_bills"]
-
-
 # --------------------------------------------------------------------------- reconciliation
 
 
@@ -362,10 +248,10 @@ class ReconciliationRunAdmin(RoleModelAdmin):
     readonly_fields = ("day", "provider", "status", "failure_explained", "statement_lines",
                        "provider_paid", "local_paid", "provider_refunded", "local_refunded",
                        "discrepancies", "error", "started_by", "started_at", "finished_at")
-    provider_paid = _yuan("provider_paid_fen", _("provider: paid"))
-    local_paid = _yuan("local_paid_fen", _("ours: paid"))
-    provider_refunded = _yuan("provider_refunded_fen", _("provider: refunded"))
-    local_refunded = _yuan("local_refunded_fen", _("ours: refunded"))
+    provider_paid = yuan_column("provider_paid_fen", _("provider: paid"))
+    local_paid = yuan_column("local_paid_fen", _("ours: paid"))
+    provider_refunded = yuan_column("provider_refunded_fen", _("provider: refunded"))
+    local_refunded = yuan_column("local_refunded_fen", _("ours: refunded"))
 
     def get_fields(self, request, obj=None):
         # The exception text is for hospital admins (and support); finance reads what failed

@@ -7,7 +7,6 @@ class PaymentsConfig(AppConfig):
     verbose_name = _("Payments")
 
     def ready(self) -> None:
-        from . import (
-            bills,  # noqa: F401  (registers what a paid clinic bill does)
-            signals,  # noqa: F401  (provider name cache invalidation)
-        )
+        # Payments' own signals only: the apps whose orders these are (registration, consult)
+        # register what a paid or closed order does from their own ready().
+        from . import signals  # noqa: F401  (provider name cache invalidation)

@@ -711,3 +711,6 @@ class BookingBanAdmin(RoleModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return staff_role(request) == Role.HOSPITAL_ADMIN
+
+
+from registration import bill_admin  # noqa: E402, F401  (clinic bills: registration/bill_admin.py)

@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class RegistrationConfig(AppConfig):
     name = "registration"
     verbose_name = _("Registration")
+
+    def ready(self) -> None:
+        # What a paid or closed order of this app's kinds does, registered with payments here
+        # (never as a side effect of importing the admin: a worker may not load it).
+        from registration import bills  # noqa: F401  (clinic bill orders: bill paid or reopened)
+
+        from . import booking  # noqa: F401  (registration fee orders: confirm or release the hold)

@@ -6,13 +6,13 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from consult import api as consult_api
-from payments import api as payments_api
 from portal.notifications import api as notifications_api
 from registration import api as registration_api
+from registration import bill_api
 
 from .api import HospitalListView, NotFoundView
 
-hospital_resources = ([*registration_api.urlpatterns, *payments_api.urlpatterns,
+hospital_resources = ([*registration_api.urlpatterns, *bill_api.urlpatterns,
                        *consult_api.urlpatterns, *notifications_api.urlpatterns], "api")
 
 

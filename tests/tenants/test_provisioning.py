@@ -95,7 +95,7 @@ def test_seed_demo_is_idempotent(db):
     assert User.objects.get(phone="13800138000").family_members.count() == 2
     from django_tenants.utils import tenant_context
 
-    from payments.models import ClinicBill
+    from registration.models import ClinicBill
 
     with tenant_context(Hospital.objects.get(code="binjiang")):
         bill = ClinicBill.objects.get()  # exactly one, however often seeded
