@@ -200,11 +200,11 @@ def _bill_paid(order: Order) -> None:
     if bill is None:
         return
     if bill.status == ClinicBill.Status.CANCELLED:
-        # Cancelled while the patient was paying: give the money back.
-        transaction.on_commit(lambda: services.refund_request(
-            order=Order.objects.get(pk=order.pk), amount_fen=order.self_pay_fen,
-            reason=_("Bill cancelled before payment arrived."), source="system",
-            idempotency_key="bill-cancelled"))
+        # Cancelled while the patient was paying: give the money back, recorded with this
+        # payment under its lock and submitted after commit (payments' one refund path).
+        services.refund_gone_locked(order=order, amount_fen=order.self_pay_fen,
+                                    reason=_("Bill cancelled before payment arrived."),
+                                    key="bill-cancelled")
         return
     bill.status, bill.paid_at = ClinicBill.Status.PAID, order.paid_at or timezone.now()
     bill.save(update_fields=["status", "paid_at"])
