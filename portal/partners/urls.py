@@ -36,7 +36,7 @@ public_urlpatterns = [
     path("api/v1/hospitals/", HospitalListView.as_view(), name="api-hospitals"),
     path("api/v1/hospitals/<slug:hospital_code>/", include(hospital_resources)),
     *docs,
-    path("fhir/r4/<slug:hospital_code>/", include("portal.partners.fhir")),
+    path("fhir/r4/<slug:hospital_code>/", include("registration.fhir")),
     re_path(r"^api/", NotFoundView.as_view()),
 ]
 
