@@ -34,13 +34,16 @@ run: venv
 	@$(PY) -m portal.dev.devstack run
 
 test: venv chromium
+	@$(VENV)/bin/lint-imports
 	@$(PY) -m portal.dev.devstack exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 services-down:
 	@$(PY) -m portal.dev.devstack down
 
+# ruff, and the layer contracts of pyproject.toml's [tool.importlinter].
 lint: venv
 	@$(PY) -m ruff check .
+	@$(VENV)/bin/lint-imports
 
 # Re-extract the Chinese catalogue from the sources, then compile it (fill new msgstr first).
 messages: venv

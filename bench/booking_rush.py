@@ -72,6 +72,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlparse
 
+from _scratch import admin_sql, scratch_urls  # bench/ is on sys.path: the script's folder
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "rush.localhost"
 CODE = "rush"
@@ -84,7 +86,6 @@ SLICE_CAPACITY = 5
 T_START = time.perf_counter()
 
 
-from _scratch import admin_sql, scratch_urls  # noqa: E402  (bench/ is on sys.path)
 
 
 def say(msg: str) -> None:

@@ -57,6 +57,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from _scratch import admin_sql, scratch_urls  # bench/ is on sys.path: the script's folder
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS = "redis://127.0.0.1:56379/0"
 T_START = time.perf_counter()
@@ -64,7 +66,6 @@ HOSPITAL_CODE = "fobench"
 PHONE_BASE = 16600000000
 
 
-from _scratch import admin_sql, scratch_urls  # noqa: E402  (bench/ is on sys.path)
 
 
 def say(msg: str) -> None:

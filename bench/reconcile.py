@@ -73,6 +73,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
+from _scratch import admin_sql, scratch_urls  # bench/ is on sys.path: the script's folder
+
 ROOT = Path(__file__).resolve().parent.parent
 T_START = time.perf_counter()
 CST = ZoneInfo("Asia/Shanghai")
@@ -80,7 +82,6 @@ HOSPITAL_CODE = "rcbench"
 KINDS = ("missing_locally", "missing_at_provider", "amount_mismatch", "status_mismatch")
 
 
-from _scratch import admin_sql, scratch_urls  # noqa: E402  (bench/ is on sys.path)
 
 
 def say(msg: str) -> None:

@@ -18,8 +18,8 @@ from rest_framework.response import Response
 from portal.partners.api import IDEMPOTENCY_PARAM, PartnerAPIView, errors
 from portal.partners.idempotency import idempotent
 from portal.partners.models import PartnerRecord
+from portal.partners.serializers import PatientOut
 from portal.partners.services import patient_resolve, record_object
-from registration.api import PatientOut
 from registration.models import Department
 
 from .models import LabItem, Record

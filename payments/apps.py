@@ -7,7 +7,11 @@ class PaymentsConfig(AppConfig):
     verbose_name = _("Payments")
 
     def ready(self) -> None:
-        from . import (
-            bills,  # noqa: F401  (registers what a paid clinic bill does)
-            signals,  # noqa: F401  (provider name cache invalidation)
-        )
+        # Payments' own signals only: the apps whose orders these are (registration, consult)
+        # register what a paid or closed order does from their own ready().
+        from tenants.services import hospital_seeder
+
+        from . import signals  # noqa: F401  (provider name cache invalidation)
+        from .services import payment_settings_seed_for
+
+        hospital_seeder("payments")(payment_settings_seed_for)

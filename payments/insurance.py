@@ -174,7 +174,7 @@ def _check_bp(value: object, what: str) -> int:
 
 
 class ItemClass(enum.StrEnum):
-    """Catalogue class of a bill item; the values match `ClinicBillItem.ItemClass`."""
+    """Catalogue class of a bill item (the values a hospital's bill items store: A, B, C)."""
 
     A = "A"  # 甲类: fully within the catalogue
     B = "B"  # 乙类: the patient pre-pays a share, the rest is within the catalogue
@@ -214,7 +214,7 @@ class InsuranceType(enum.StrEnum):
 
 
 class ItemLike(Protocol):
-    """Anything with a class and an amount: a `BillItem`, or a `ClinicBillItem` row."""
+    """Anything with a class and an amount: a `BillItem`, or a row with those attributes."""
 
     item_class: Any
     amount_fen: int

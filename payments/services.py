@@ -128,6 +128,11 @@ def payment_settings_seed(*, merchant_id: str) -> PaymentSettings:
     return row
 
 
+def payment_settings_seed_for(hospital) -> PaymentSettings:
+    """A new hospital's payment settings (registered with tenants' provisioning)."""
+    return payment_settings_seed(merchant_id=f"sbx_{hospital.code}")
+
+
 # --------------------------------------------------------------------------- orders
 
 
@@ -263,6 +268,9 @@ def notice_apply(*, provider: str, notice: Notice) -> str:
             outcome, refund_ids = _apply_payment_notice(notice)
         record.outcome = outcome
         record.save(update_fields=["outcome"])
+    # A late payment's refund is submitted here, right after this transaction and before the
+    # provider has our acknowledgement, even inside an enclosing transaction (tests run in
+    # one: tests/payments/test_callbacks.py expects the provider's REFUND.SUCCESS at once).
     for refund_id in refund_ids:
         refund_submit(refund_id=refund_id)
     return outcome
@@ -314,10 +322,10 @@ def _apply_payment_notice(notice: Notice) -> tuple[str, list[int]]:
     order.save(update_fields=["status", "provider_txn_id", "paid_at", "updated_at"])
     _event(order, "paid_after_close", source="provider", before=before,
            amount_fen=notice.amount_fen, provider_txn_id=notice.provider_txn_id)
-    refund = _refund_create(order=order, amount_fen=order.self_pay_fen,
-                            reason=_("Automatic refund: payment arrived after the order closed."),
-                            actor=None, source="system", key=f"late:{notice.provider_txn_id}")
-    return "refunded_late_payment", [refund.pk]
+    refund = refund_gone_locked(order=order, amount_fen=order.self_pay_fen,
+                                reason=_("Automatic refund: payment arrived after the order closed."),
+                                key=f"late:{notice.provider_txn_id}", submit_after_commit=False)
+    return "refunded_late_payment", [refund.pk] if refund else []
 
 
 def _apply_refund_notice(notice: Notice) -> str:
@@ -374,13 +382,16 @@ def refund_create_locked(*, order: Order, amount_fen: Fen, reason: str, source: 
 
 
 def refund_gone_locked(*, order: Order, reason: str, source: str = "system", actor=None,
-                       key: str, amount_fen: Fen | None = None) -> Refund | None:
+                       key: str, amount_fen: Fen | None = None,
+                       submit_after_commit: bool = True) -> Refund | None:
     """The one path for "money arrived (or stayed) for something that is gone: give it back".
 
     Call inside the caller's transaction while it holds the order's row lock (order first, as
     every path locks). Records a PENDING refund of `amount_fen` (default: everything still
     refundable) under the idempotency `key`, and after commit hands it to a worker, or submits
     it in-process if the broker is down; the pending-refund sweeper covers a crash in between.
+    `submit_after_commit=False`: the caller submits it itself with `refund_submit` right after
+    its transaction (`notice_apply` does, for a payment that arrived after its order closed).
     Returns None when nothing is left to refund."""
     amount = order.refundable_fen if amount_fen is None else amount_fen
     if amount <= 0:
@@ -388,7 +399,8 @@ def refund_gone_locked(*, order: Order, reason: str, source: str = "system", act
     refund = _refund_create(order=order, amount_fen=amount, reason=reason, actor=actor,
                             source=source, key=key)
     refund_id = refund.pk
-    transaction.on_commit(lambda: refund_submit_later(refund_id=refund_id))
+    if submit_after_commit:
+        transaction.on_commit(lambda: refund_submit_later(refund_id=refund_id))
     return refund
 
 
@@ -470,9 +482,8 @@ def _refund_succeeded(refund: Refund, provider_refund_id: str) -> bool:
 
 def _notify_order(order: Order, kind: str, amount_fen: Fen) -> None:
     """Tell the payer, through the outbox, in the transaction that moved the money."""
+    from portal.money import fen_to_yuan
     from portal.notifications.services import notify
-
-    from .money import fen_to_yuan
 
     notify(kind=kind, hospital=connection.tenant, recipients=[order.payer_id],
            context={"amount": f"¥{fen_to_yuan(amount_fen)}", "description": order.description,

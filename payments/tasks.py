@@ -29,11 +29,3 @@ def reconcile_yesterday() -> dict:
 
     result = run()
     return {"day": str(result.day), "discrepancies": result.discrepancies}
-
-
-@shared_task(name="payments.bills_insurance_sweep")
-def bills_insurance_sweep() -> int:
-    """Settle or reverse insurer settlements left pending by a failed call."""
-    from .bills import bills_insurance_sweep as sweep
-
-    return sweep()

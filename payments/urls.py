@@ -6,8 +6,6 @@ app_name = "payments"
 
 urlpatterns = [
     path("notify/<slug:provider>/", views.notify, name="notify"),
-    path("bills/", views.bill_list, name="bills"),
-    path("bills/<str:bill_no>/", views.bill_detail, name="bill"),
     path("orders/<str:out_trade_no>/", views.order_detail, name="order"),
     path("orders/<str:out_trade_no>/pay/", views.order_pay, name="order_pay"),
     path("orders/<str:out_trade_no>/return/", views.order_return, name="order_return"),

@@ -17,10 +17,10 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from payments.money import fen_to_yuan, yuan_to_fen
 from portal.accounts.forms import PhoneField
 from portal.accounts.models import StaffMembership
 from portal.accounts.selectors import staff_role
+from portal.money import fen_to_yuan, yuan_to_fen
 
 Role = StaffMembership.Role
 
@@ -93,6 +93,19 @@ class HospitalAdminSite(admin.AdminSite):
             context["site_header"] = tenant.display_name
         context["staff_role"] = Role(role).label if role else ""
         return context
+
+    def get_urls(self):
+        """Django's, except that a model admin with an `admin_url_path` (e.g.
+        "payments/clinicbill/") is served there instead of at app_label/model_name/: a model
+        that moved to another app keeps the admin address staff bookmarked and scripts use.
+        The URL names stay Django's (app_label_model_name_changelist and the rest)."""
+        from django.urls import include, path
+
+        kept = {f"{model._meta.app_label}/{model._meta.model_name}/": model_admin
+                for model, model_admin in self._registry.items()
+                if getattr(model_admin, "admin_url_path", "")}
+        return [path(kept[str(p.pattern)].admin_url_path, include(kept[str(p.pattern)].urls))
+                if str(p.pattern) in kept else p for p in super().get_urls()]
 
 
 class RoleModelAdmin(admin.ModelAdmin):

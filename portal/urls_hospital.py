@@ -2,15 +2,17 @@
 
 from django.urls import include, path
 
+from payments import urls as payments_urls
 from portal import health, views
 from portal.accounts import sso
 from portal.admin_sites import hospital_admin_site
 from portal.notifications import views as inbox_views
 from portal.partners.urls import hospital_urlpatterns as partner_api
-from tenants import views as tenant_views
+from registration import bill_urls
+from registration import views as registration_views
 
 urlpatterns = [
-    path("", tenant_views.hospital_home, name="home"),
+    path("", registration_views.hospital_home, name="home"),
     path("accounts/", include("portal.accounts.urls")),
     path("inbox/", inbox_views.inbox, name="inbox"),
     path("inbox/preferences/", inbox_views.preferences, name="inbox_preferences"),
@@ -20,7 +22,10 @@ urlpatterns = [
          name="inbox_messaging_app_callback"),
     path("inbox/preferences/messaging-app/unbind/", inbox_views.messaging_app_unbind,
          name="inbox_messaging_app_unbind"),
-    path("payments/", include("payments.urls")),
+    # The site's /payments/ section: payments' order pages and callback, and the clinic bill
+    # pages registration owns, one `payments` URL namespace (payments:bill and the rest).
+    path("payments/", include(([*payments_urls.urlpatterns, *bill_urls.urlpatterns],
+                               payments_urls.app_name))),
     path("", include("consult.urls")),
     path("sso/callback/", sso.callback, name="sso_callback"),
     path("i18n/setlang/", views.set_language, name="set_language"),

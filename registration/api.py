@@ -30,6 +30,7 @@ from portal.partners.api import (
 )
 from portal.partners.idempotency import idempotent
 from portal.partners.models import PartnerRecord
+from portal.partners.serializers import PatientIn, PatientOut
 from portal.partners.services import own_object_ids
 
 from .models import Booking, Department, Doctor, Schedule, TimeSlice
@@ -138,12 +139,6 @@ _SLOT_STATUS = {SliceState.BOOKABLE: "free", SliceState.NOT_RELEASED: "not_yet_r
 def slot_status(obj: TimeSlice) -> str:
     """The slot's status as the API names it (`rules.time_slice_state`)."""
     return _SLOT_STATUS[time_slice_state(obj)]
-
-
-class PatientOut(serializers.Serializer):
-    name = serializers.CharField()
-    id_number = serializers.CharField(source="masked_id_number")
-    mobile = serializers.CharField(source="masked_phone")
 
 
 class PaymentOut(serializers.Serializer):
@@ -435,12 +430,6 @@ def slot_rows(rows) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- bookings
-
-
-class PatientIn(serializers.Serializer):
-    name = serializers.CharField(max_length=50)
-    id_number = serializers.CharField(max_length=18, help_text="Resident ID number (18 chars).")
-    mobile = serializers.CharField(max_length=20, help_text="Mainland mobile number.")
 
 
 class BookingIn(serializers.Serializer):

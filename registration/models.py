@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from payments.models import FenField
 from portal.bilingual import BilingualNameMixin
 
 
@@ -339,3 +341,91 @@ class BookingBan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.family_member_id} until {self.until}"
+
+
+class ClinicBill(models.Model):
+    """A bill raised at the clinic (诊间): tests, drugs, treatment, paid on the phone.
+
+    It belongs to a patient card and a department at a visit, and pays through a payments
+    `Order` (kind clinic_bill); payments knows nothing of bills. The table keeps the name it
+    had when bills lived in payments (`payments_clinicbill`), so moving the model moved no
+    data (registration/migrations/0005_clinic_bills_from_payments.py)."""
+
+    class Status(models.TextChoices):
+        UNPAID = "unpaid", _("Unpaid")
+        PAYING = "paying", _("Payment in progress")
+        PAID = "paid", _("Paid")
+        CANCELLED = "cancelled", _("Cancelled")
+        REFUNDED = "refunded", _("Refunded")
+
+    bill_no = models.CharField(_("bill number"), max_length=32, unique=True)
+    patient_card = models.ForeignKey(PatientCard, on_delete=models.PROTECT,
+                                     related_name="clinic_bills", verbose_name=_("patient card"))
+    department = models.ForeignKey(Department, on_delete=models.PROTECT,
+                                   null=True, blank=True, related_name="+",
+                                   verbose_name=_("department"))
+    doctor_name = models.CharField(_("doctor"), max_length=50, blank=True)
+    total_fen = FenField(_("total (fen)"), default=0)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices,
+                              default=Status.UNPAID, db_index=True)
+    insurance_type = models.CharField(_("insurance type"), max_length=20, blank=True)
+    # The pre-settlement the patient agreed to pay (payments.insurance.settlement_to_dict).
+    settlement = models.JSONField(_("settlement"), default=dict, blank=True)
+    # With an insurer's settlement service: its settlement id and where it stands
+    # (pending after pre-settlement, settled once paid, reversed if the payment never came).
+    insurance_settlement_id = models.CharField(_("insurer settlement id"), max_length=64,
+                                               blank=True, db_index=True)
+    insurance_status = models.CharField(_("insurer settlement status"), max_length=10,
+                                        blank=True)
+    order = models.OneToOneField("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="clinic_bill", verbose_name=_("order"))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   null=True, blank=True, related_name="+",
+                                   verbose_name=_("created by"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+
+    class Meta:
+        db_table = "payments_clinicbill"
+        verbose_name = _("clinic bill")
+        verbose_name_plural = _("clinic bills")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.bill_no
+
+
+class ClinicBillItem(models.Model):
+    class ItemClass(models.TextChoices):
+        A = "A", _("Class A (甲类, covered)")
+        B = "B", _("Class B (乙类, partly covered)")
+        C = "C", _("Class C (丙类, not covered)")
+
+    bill = models.ForeignKey(ClinicBill, on_delete=models.CASCADE, related_name="items")
+    name = models.CharField(_("item"), max_length=100)
+    item_class = models.CharField(_("insurance class"), max_length=1, choices=ItemClass.choices,
+                                  default=ItemClass.A)
+    unit_price_fen = FenField(_("unit price (fen)"))
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    amount_fen = FenField(_("amount (fen)"), editable=False)
+
+    class Meta:
+        db_table = "payments_clinicbillitem"
+        verbose_name = _("bill item")
+        verbose_name_plural = _("bill items")
+        constraints = [
+            models.CheckConstraint(condition=Q(unit_price_fen__gte=0), name="bill_item_price_ok"),
+            models.CheckConstraint(condition=Q(amount_fen=F("unit_price_fen") * F("quantity")),
+                                   name="bill_item_amount_is_price_times_quantity"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def item_class_short(self) -> str:
+        """The class as a patient's bill names it (甲类 / Class A), for a narrow column."""
+        return str(_ITEM_CLASS_SHORT.get(self.item_class, self.item_class))
+
+
+_ITEM_CLASS_SHORT = {"A": _("Class A"), "B": _("Class B"), "C": _("Class C")}

@@ -56,3 +56,11 @@ def bookings_remind_tomorrow_task() -> int:
     from .services.reminders import bookings_remind_tomorrow
 
     return bookings_remind_tomorrow()
+
+
+@shared_task(name="registration.bills_insurance_sweep")
+def bills_insurance_sweep_task() -> int:
+    """Settle or reverse clinic bills' insurer settlements left pending by a failed call."""
+    from registration.services.bills import bills_insurance_sweep
+
+    return bills_insurance_sweep()

@@ -25,8 +25,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from payments.models import Order, Refund
-from payments.money import fen_to_yuan
 from portal.accounts.models import FamilyMember
+from portal.money import fen_to_yuan
 
 from .errors import BookingError
 from .models import Booking, Department, Doctor, Schedule, TimeSlice, WaitlistEntry
@@ -100,6 +100,12 @@ def _upcoming_days(request: HttpRequest, today: date) -> list[date]:
 
 
 @require_GET
+def hospital_home(request: HttpRequest) -> HttpResponse:
+    """The hospital site's front page: who the hospital is and its departments."""
+    return render(request, "registration/hospital_home.html",
+                  {"hospital": request.tenant, "departments": department_tree()})
+
+
 def department_list(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/department_list.html",
                   {"departments": department_tree()})

@@ -12,9 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 from django_tenants.utils import get_public_schema_name, schema_exists, tenant_context
 
-from payments.services import payment_settings_seed
 from portal.errors import DomainError
-from registration.services.seeding import departments_seed_defaults, title_fees_seed_defaults
 
 from .models import Domain, Hospital, validate_hospital_code
 
@@ -23,6 +21,29 @@ log = logging.getLogger(__name__)
 RESERVED_CODES = {"platform", "public", "www", "api", "admin", "static", "template"}
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+# What each hospital app puts into a new hospital's schema (default departments, fees, payment
+# settings, ...). The apps register here from their AppConfig.ready(), as they register their
+# order handlers with payments: tenants sits below them and imports none of them.
+HospitalSeeder = Callable[[Hospital], None]
+_seeders: dict[str, HospitalSeeder] = {}
+
+
+def hospital_seeder(name: str) -> Callable[[HospitalSeeder], HospitalSeeder]:
+    """Register `fn(hospital)`, run in the new hospital's schema while it is provisioned (in
+    registration order; registering a name again replaces it)."""
+    def register(fn: HospitalSeeder) -> HospitalSeeder:
+        _seeders[name] = fn
+        return fn
+    return register
+
+
+def hospital_seed(hospital: Hospital) -> None:
+    """Run every registered seeder in the hospital's schema (idempotent seeders only)."""
+    with tenant_context(hospital):
+        for seed in _seeders.values():
+            seed(hospital)
 
 
 class HospitalCodeTaken(DomainError):
@@ -119,10 +140,7 @@ def hospital_provision(
         except IntegrityError:
             raise DomainTaken(_("The host “%(host)s” is already in use.") % {"host": host}) from None
         say(_("adding default departments and rules"))
-        with tenant_context(hospital):
-            departments_seed_defaults()
-            title_fees_seed_defaults()
-            payment_settings_seed(merchant_id=f"sbx_{code}")
+        hospital_seed(hospital)
         hospital.is_ready = True
         hospital.save(update_fields=["is_ready"])
     except BaseException:

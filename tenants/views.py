@@ -4,8 +4,6 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from registration.selectors import department_tree
-
 from .selectors import hospital_cities, hospital_list, hospital_site_url
 
 
@@ -25,7 +23,3 @@ def platform_home(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/platform_home.html",
                   {"page": page, "q": q, "city": city, "cities": hospital_cities()})
 
-
-def hospital_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "tenants/hospital_home.html",
-                  {"hospital": request.tenant, "departments": department_tree()})

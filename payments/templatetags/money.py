@@ -1,6 +1,6 @@
 from django import template
 
-from payments.money import fen_to_yuan
+from portal.money import fen_to_yuan
 
 register = template.Library()
 

@@ -9,13 +9,13 @@ from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from consult import api as consult_api
-from payments import api as payments_api
 from portal.notifications import api as notifications_api
 from registration import api as registration_api
+from registration import bill_api
 
 from .api import HospitalListView, NotFoundView
 
-hospital_resources = ([*registration_api.urlpatterns, *payments_api.urlpatterns,
+hospital_resources = ([*registration_api.urlpatterns, *bill_api.urlpatterns,
                        *consult_api.urlpatterns, *notifications_api.urlpatterns], "api")
 
 
@@ -46,7 +46,7 @@ public_urlpatterns = [
     path("api/v1/hospitals/", HospitalListView.as_view(), name="api-hospitals"),
     path("api/v1/hospitals/<slug:hospital_code>/", include(hospital_resources)),
     *docs,
-    path("fhir/r4/<slug:hospital_code>/", include("portal.partners.fhir")),
+    path("fhir/r4/<slug:hospital_code>/", include("registration.fhir")),
     re_path(r"^api/", NotFoundView.as_view()),
 ]
 

@@ -214,7 +214,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "bookings-mark-no-shows": {"task": "registration.bookings_mark_no_shows",
                                "schedule": crontab(hour=16, minute=30)},
     "refunds-retry-pending": {"task": "payments.refunds_retry_pending", "schedule": 300.0},
-    "bills-insurance-sweep": {"task": "payments.bills_insurance_sweep", "schedule": 300.0},
+    "bills-insurance-sweep": {"task": "registration.bills_insurance_sweep", "schedule": 300.0},
     # 18:30 UTC = 02:30 in China; the task itself works out "yesterday" per hospital time zone.
     "reconcile-yesterday": {"task": "payments.reconcile_yesterday",
                             "schedule": crontab(hour=18, minute=30)},

@@ -33,3 +33,9 @@ def departments_seed_defaults() -> int:
                           "sort_order": i * 10})
             created += made
     return created
+
+
+def hospital_seed_defaults(hospital) -> None:
+    """A new hospital's registration defaults (registered with tenants' provisioning)."""
+    departments_seed_defaults()
+    title_fees_seed_defaults()

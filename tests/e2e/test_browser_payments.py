@@ -13,8 +13,8 @@ pytestmark = [pytest.mark.browser]
 @pytest.fixture
 def unpaid_bill(committed_hospital_a):
     """Committed (the web server is another process): a patient, a card at alpha, a bill."""
-    from payments import bills
     from portal.accounts.services import family_member_add
+    from registration.services import bills
     from registration.services.patients import patient_card_for
 
     if True:  # committed: the web server is another process

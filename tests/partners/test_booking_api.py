@@ -169,7 +169,7 @@ def test_bills_create_and_read(hospital_a, api_a):
                                    [{"name": "x", "unit_price_fen": 1.5}],
                                    [{"name": "x", "unit_price_fen": 100, "quantity": 0}]])
 def test_bills_bad_items_change_nothing(hospital_a, api_a, items):
-    from payments.models import ClinicBill
+    from registration.models import ClinicBill
 
     with in_schema(hospital_a):
         before = ClinicBill.objects.count()

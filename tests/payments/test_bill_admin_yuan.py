@@ -5,7 +5,7 @@ The item inline asked for "unit price (fen)": a doctor typing 45 for a ¥45 ECG 
 
 from __future__ import annotations
 
-from payments.models import ClinicBill
+from registration.models import ClinicBill
 from tests.helpers import host_client, in_schema, make_staff
 from tests.payments.test_bills import card  # noqa: F401 (fixture)
 

@@ -2,9 +2,10 @@
 
 import pytest
 
-from payments import bills
-from payments.models import ClinicBill, Order
+from payments.models import Order
 from portal.accounts.services import family_member_add
+from registration.models import ClinicBill
+from registration.services import bills
 from registration.services.patients import patient_card_for
 from tests.helpers import host_client, in_schema, make_staff
 from tests.payments.test_callbacks import _deliver

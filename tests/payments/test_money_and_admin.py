@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from payments import services
 from payments.models import Order, Refund
-from payments.money import fen_to_yuan, yuan_to_fen
+from portal.money import fen_to_yuan, yuan_to_fen
 from tests.helpers import host_client, in_schema, make_staff
 from tests.payments.test_callbacks import _paid_order
 

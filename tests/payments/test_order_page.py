@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from payments import bills
+from registration.services import bills
 from tests.helpers import HOSPITAL_A, host_client, in_schema
 from tests.payments.test_bills import ITEMS, card  # noqa: F401 (fixture)
 

@@ -58,10 +58,11 @@ def test_provisioning_rejects_bad_codes(db, code):
 def test_provisioning_failure_midway_leaves_nothing(db, monkeypatch):
     import tenants.services as services
 
-    def boom():
+    def boom(hospital):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "departments_seed_defaults", boom)
+    # Registration's seeder (registered from its ready()) fails after the schema exists.
+    monkeypatch.setitem(services._seeders, "registration", boom)
     before = _state()
     with pytest.raises(RuntimeError):
         hospital_provision(code="epsilon", name="戊医院", domain="epsilon.localhost")
@@ -95,7 +96,7 @@ def test_seed_demo_is_idempotent(db):
     assert User.objects.get(phone="13800138000").family_members.count() == 2
     from django_tenants.utils import tenant_context
 
-    from payments.models import ClinicBill
+    from registration.models import ClinicBill
 
     with tenant_context(Hospital.objects.get(code="binjiang")):
         bill = ClinicBill.objects.get()  # exactly one, however often seeded

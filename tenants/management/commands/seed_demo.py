@@ -56,9 +56,8 @@ class Command(BaseCommand):
         """An unpaid clinic bill for the demo patient at the first hospital, to try paying."""
         from django_tenants.utils import tenant_context
 
-        from payments.bills import clinic_bill_open, clinic_bill_set_items
-        from payments.models import ClinicBill
-        from registration.models import Department
+        from registration.models import ClinicBill, Department
+        from registration.services.bills import clinic_bill_open, clinic_bill_set_items
         from registration.services.patients import patient_card_for
 
         hospital = Hospital.objects.get(code=demo.HOSPITALS[0]["code"])

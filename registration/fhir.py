@@ -4,6 +4,8 @@ Practitioner (doctors), Schedule (clinic sessions), Slot (time slices: free|busy
 (this partner's own bookings), each with read and search returning a `searchset` Bundle with
 paging links (`_count`, `_offset`), plus `metadata` (the CapabilityStatement). Errors are
 OperationOutcome resources. Same API key, grants, scopes and rate limit as the REST API.
+
+A view of registration's data, so it lives here; portal/partners/urls.py mounts it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from .api import PartnerAPIView
-from .errors import api_exception_handler
-from .models import PartnerRecord
-from .services import own_object_ids
+from portal.partners.api import PartnerAPIView
+from portal.partners.errors import api_exception_handler
+from portal.partners.models import PartnerRecord
+from portal.partners.services import own_object_ids
 
 FHIR_VERSION = "4.0.1"
 DEPARTMENT_SYSTEM = "urn:hospital-portal:department"

@@ -1,6 +1,7 @@
 """Partner API: clinic bills pushed by a hospital's HIS (scope bills:write), and their status.
 
-A partner sees only the bills it created. Amounts are integer fen.
+A partner sees only the bills it created. Amounts are integer fen. Mounted with the other
+resources by portal/partners/urls.py.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from portal.partners.api import (
 )
 from portal.partners.idempotency import idempotent
 from portal.partners.models import PartnerRecord
+from portal.partners.serializers import PatientIn, PatientOut
 from portal.partners.services import own_object_ids
-from registration.api import PatientIn, PatientOut
-from registration.models import Department
-
-from . import bills
-from .models import ClinicBill, ClinicBillItem
+from registration.models import ClinicBill, ClinicBillItem, Department
+from registration.services import bills
 
 
 class ItemIn(serializers.Serializer):

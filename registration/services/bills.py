@@ -1,5 +1,12 @@
 """Clinic bills (诊间支付): staff raise a bill, the patient sees the insurance split and pays
-the self-paid part on the phone. State changes of bills live here (services of this module)."""
+the self-paid part on the phone. State changes of bills live here (services of this module).
+
+A bill pays through payments: an `Order` of kind clinic_bill for the self-paid part, and
+payments' insurance engine for the split, given plain items (class and amount in fen).
+What a paid or closed bill order does is registered with payments below
+(`on_order_paid` / `on_order_closed`), imported from `RegistrationConfig.ready()`.
+
+Imports are absolute so that the module can move into a `registration/services/` package."""
 
 from __future__ import annotations
 
@@ -13,10 +20,9 @@ from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from portal.errors import DomainError
-
-from . import services
-from .insurance import (
+from payments import services
+from payments.insurance import (
+    BillItem,
     InsurancePolicy,
     InsuranceType,
     Settlement,
@@ -24,7 +30,9 @@ from .insurance import (
     settle,
     settlement_to_dict,
 )
-from .models import ClinicBill, ClinicBillItem, Order
+from payments.models import Order
+from portal.errors import DomainError
+from registration.models import ClinicBill, ClinicBillItem
 
 BILL_PAY_MINUTES = 30
 
@@ -68,9 +76,8 @@ def clinic_bill_set_items(*, bill: ClinicBill, items: Iterable[dict]) -> ClinicB
     bill.total_fen = sum(r.amount_fen for r in rows)
     bill.save(update_fields=["total_fen"])
     if first_issue and bill.total_fen > 0:
+        from portal.money import fen_to_yuan
         from portal.notifications.services import notify
-
-        from .money import fen_to_yuan
 
         member = bill.patient_card.family_member
         notify(kind="clinic_bill_issued", hospital=connection.tenant,
@@ -108,11 +115,16 @@ def year_to_date(*, patient_card, insurance_type: str) -> YearToDate:
     return YearToDate(deductible_met_fen=deductible, insurance_paid_fen=paid)
 
 
+def _insurance_items(bill: ClinicBill) -> list[BillItem]:
+    """A bill's items as payments' insurance engine takes them: plain values, no rows."""
+    return [BillItem(item_class=i.item_class, amount_fen=i.amount_fen, name=i.name)
+            for i in bill.items.all()]
+
+
 def clinic_bill_presettle(*, bill: ClinicBill, insurance_type: str) -> Settlement:
     """The split the patient would pay now (nothing is stored)."""
-    items = list(bill.items.all())
     kind = InsuranceType.parse(insurance_type)
-    return settle(items, insurance_type=kind, policy=insurance_policy(),
+    return settle(_insurance_items(bill), insurance_type=kind, policy=insurance_policy(),
                   year_to_date=year_to_date(patient_card=bill.patient_card,
                                             insurance_type=str(kind)))
 
@@ -120,7 +132,7 @@ def clinic_bill_presettle(*, bill: ClinicBill, insurance_type: str) -> Settlemen
 def insurance_gateway():
     """The insurer's settlement service when this hospital has one configured, else None
     (then the split is calculated here with the hospital's policy)."""
-    from .insurance_gateway import HttpInsuranceGateway
+    from payments.insurance_gateway import HttpInsuranceGateway
 
     row = services.payment_settings()
     if not row.insurance_gateway_url:
@@ -135,7 +147,7 @@ def _pre_settle_with_insurer(bill: ClinicBill, insurance_type: str):
         return None
     return gateway.pre_settle(bill_no=bill.bill_no,
                               patient_id=bill.patient_card.family_member.id_number,
-                              insurance_type=insurance_type, items=list(bill.items.all()))
+                              insurance_type=insurance_type, items=_insurance_items(bill))
 
 
 def clinic_bill_checkout(*, bill: ClinicBill, insurance_type: str, payer) -> Order:
@@ -188,11 +200,11 @@ def _bill_paid(order: Order) -> None:
     if bill is None:
         return
     if bill.status == ClinicBill.Status.CANCELLED:
-        # Cancelled while the patient was paying: give the money back.
-        transaction.on_commit(lambda: services.refund_request(
-            order=Order.objects.get(pk=order.pk), amount_fen=order.self_pay_fen,
-            reason=_("Bill cancelled before payment arrived."), source="system",
-            idempotency_key="bill-cancelled"))
+        # Cancelled while the patient was paying: give the money back, recorded with this
+        # payment under its lock and submitted after commit (payments' one refund path).
+        services.refund_gone_locked(order=order, amount_fen=order.self_pay_fen,
+                                    reason=_("Bill cancelled before payment arrived."),
+                                    key="bill-cancelled")
         return
     bill.status, bill.paid_at = ClinicBill.Status.PAID, order.paid_at or timezone.now()
     bill.save(update_fields=["status", "paid_at"])
@@ -219,7 +231,7 @@ def clinic_bill_insurance_sync(*, bill_id: int) -> str:
 
     Idempotent at the insurer; a failure leaves it pending for the next sweep.
     """
-    from .insurance_gateway import InsuranceGatewayError
+    from payments.insurance_gateway import InsuranceGatewayError
 
     bill = ClinicBill.objects.select_related("order").get(pk=bill_id)
     if not bill.insurance_settlement_id or bill.insurance_status != "pending":
