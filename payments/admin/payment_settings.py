@@ -44,7 +44,7 @@ class PaymentSettingsForm(forms.ModelForm):
             self.initial[name] = ""
 
     def clean_insurance_policy(self):
-        from .insurance import InsuranceInputError, InsurancePolicy
+        from ..insurance import InsuranceInputError, InsurancePolicy
 
         policy = self.cleaned_data.get("insurance_policy") or {}
         if policy:

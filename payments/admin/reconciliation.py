@@ -114,6 +114,6 @@ class DiscrepancyAdmin(RoleModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        from .reconciliation import discrepancy_resolve_manually
+        from ..reconciliation import discrepancy_resolve_manually
 
         discrepancy_resolve_manually(discrepancy=obj, note=obj.note, by=request.user)
