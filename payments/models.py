@@ -29,8 +29,9 @@ class PaymentSettings(models.Model):
         SANDBOX = "sandbox", _("Sandbox (built-in test provider)")
         WECHATPAY_V3 = "wechatpay_v3", _("WeChat Pay API v3")
 
+    # Empty: not configured (no online payment until staff choose a provider).
     provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices,
-                                default=Provider.SANDBOX)
+                                default=Provider.SANDBOX, blank=True)
     # sandbox
     sandbox_merchant_id = models.CharField(_("sandbox merchant id"), max_length=32, blank=True)
     sandbox_api_key = models.CharField(_("sandbox API key"), max_length=128, blank=True)

@@ -100,12 +100,24 @@ def _provider_name() -> str:
         if name is None:
             raise _not_configured()
         provider_name_cache.put(schema, name)
+    if not provider_usable(name):
+        raise _not_configured()
     return name
+
+
+def provider_usable(name: str) -> bool:
+    """Whether a provider may take money here: one is chosen, and the sandbox (a training mode)
+    only where PAYMENTS_SANDBOX_ENABLED allows it (production turns it off)."""
+    if name == PaymentSettings.Provider.SANDBOX:
+        return settings.PAYMENTS_SANDBOX_ENABLED
+    return name in PaymentSettings.Provider.values
 
 
 def provider_for(settings_row: PaymentSettings | None = None) -> PaymentProvider:
     """The adapter of the current hospital's configured provider."""
     row = settings_row or payment_settings()
+    if not provider_usable(row.provider):
+        raise _not_configured()
     if row.provider == PaymentSettings.Provider.WECHATPAY_V3:
         from .providers.wechatpay_v3 import WechatPayProvider
 
@@ -117,9 +129,14 @@ def provider_for(settings_row: PaymentSettings | None = None) -> PaymentProvider
 
 
 def payment_settings_seed(*, merchant_id: str) -> PaymentSettings:
-    """Default payment settings of a new hospital: the sandbox, with its own merchant key."""
+    """Default payment settings of a new hospital: the sandbox with its own merchant key where
+    the sandbox is allowed (development, tests, training platforms); elsewhere no provider, so
+    online payment stays off until staff choose one in admin."""
     from .providers.sandbox_protocol import merchant_key
 
+    if not settings.PAYMENTS_SANDBOX_ENABLED:
+        row, _created = PaymentSettings.objects.get_or_create(pk=1, defaults={"provider": ""})
+        return row
     row, _created = PaymentSettings.objects.get_or_create(
         pk=1, defaults={
             "provider": PaymentSettings.Provider.SANDBOX,

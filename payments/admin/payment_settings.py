@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
@@ -39,6 +40,10 @@ class PaymentSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if not settings.PAYMENTS_SANDBOX_ENABLED:
+            # The sandbox is a training mode; this platform does not offer it.
+            self.fields["provider"].choices = [
+                c for c in self.fields["provider"].choices if c[0] != PaymentSettings.Provider.SANDBOX]
         for name in self.SECRET_FIELDS:
             self.fields[name].required = False
             self.initial[name] = ""
