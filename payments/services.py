@@ -135,7 +135,10 @@ def payment_settings_seed(*, merchant_id: str) -> PaymentSettings:
     from .providers.sandbox_protocol import merchant_key
 
     if not settings.PAYMENTS_SANDBOX_ENABLED:
-        row, _created = PaymentSettings.objects.get_or_create(pk=1, defaults={"provider": ""})
+        # Also undoes the sandbox row the early payments migration writes into every new
+        # hospital schema (runs only while the hospital is being provisioned).
+        row, _created = PaymentSettings.objects.update_or_create(pk=1, defaults={
+            "provider": "", "sandbox_merchant_id": "", "sandbox_api_key": ""})
         return row
     row, _created = PaymentSettings.objects.get_or_create(
         pk=1, defaults={
