@@ -173,6 +173,19 @@ class RoleInline:
         return self._parent_admin().has_view_permission(request, obj)
 
 
+class EditableInline(RoleInline):
+    """An inline whose rows may be added, changed and deleted by whoever may change the parent."""
+
+    def has_add_permission(self, request, obj=None):
+        return self._parent_admin().has_change_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._parent_admin().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._parent_admin().has_change_permission(request, obj)
+
+
 class ReadOnlyPermissions:
     """Look, never change: for rows written only by services and workers (logs, audit
     trails, results). Put it before the ModelAdmin or inline base it narrows."""

@@ -8,13 +8,12 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
-from portal.admin_sites import ReadOnlyModelAdmin, RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import EditableInline, ReadOnlyModelAdmin, RoleModelAdmin, hospital_admin_site
 from registration.models import PatientCard
 
 from ..errors import RecordNotFound
 from ..models import LabItem, Record, RecordAccess
 from ..services import records
-from .base import EditableInline
 
 Role = StaffMembership.Role
 

@@ -10,12 +10,11 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import StaffMembership
-from portal.admin_sites import ReadOnlyModelAdmin, RoleModelAdmin, hospital_admin_site
+from portal.admin_sites import EditableInline, ReadOnlyModelAdmin, RoleModelAdmin, hospital_admin_site
 
 from ..errors import InvalidRule
 from ..models import TriageForm, TriageQuestion, TriageResult, TriageRule, TriageRuleVersion
 from ..services import triage_rules
-from .base import EditableInline
 
 Role = StaffMembership.Role
 

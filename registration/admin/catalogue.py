@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import User
 from portal.admin_sites import (
-    RoleInline,
+    EditableInline,
     RoleModelAdmin,
     YuanField,
     hospital_admin_site,
@@ -75,20 +75,11 @@ class TitleFeeAdmin(RoleModelAdmin):
         return False  # without a row the built-in default fee would apply, silently
 
 
-class ScheduleTemplateInline(RoleInline, admin.TabularInline):
+class ScheduleTemplateInline(EditableInline, admin.TabularInline):
     model = ScheduleTemplate
     fields = ("weekday", "period", "start_time", "end_time", "slice_minutes",
               "capacity_per_slice", "is_active")
     extra = 0
-
-    def has_add_permission(self, request, obj=None):
-        return self._parent_admin().has_change_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return self._parent_admin().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._parent_admin().has_change_permission(request, obj)
 
 
 class DoctorForm(forms.ModelForm):
