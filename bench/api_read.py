@@ -117,7 +117,7 @@ def main(argv=None) -> int:
         "DATABASE_URL": bench_url,
         "SECRET_KEY": "bench-api-" + secrets.token_urlsafe(32),
         "ALLOWED_HOSTS": ".localhost,localhost,127.0.0.1",
-        "PLATFORM_URL": "http://localhost",
+        **br.production_env(tmp),
         "DJANGO_SETTINGS_MODULE": settings_module,
         "CONN_MAX_AGE": "60",
         "LOG_LEVEL": "WARNING",

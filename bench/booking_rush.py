@@ -204,7 +204,20 @@ SETTINGS_MODULE = '''
 from portal.settings.production import *  # noqa: F403
 
 STATIC_ROOT = {static_root!r}
+# TLS ends at the proxy in front of gunicorn; the bench's clients stand where the proxy would
+# and talk plain HTTP on loopback.
+SECURE_SSL_REDIRECT = False
 '''
+
+def production_env(tmp: Path) -> dict[str, str]:
+    """What production settings require besides the database, Redis and the secret key."""
+    return {"PLATFORM_URL": "https://localhost", "MEDIA_ROOT": str(tmp / "media"),
+            "EMAIL_BACKEND": "smtp", "EMAIL_HOST": "127.0.0.1",
+            "DEFAULT_FROM_EMAIL": "bench@localhost",
+            # Bookings pay through the sandbox (never reached: the bench books, it does not pay).
+            "PAYMENTS_SANDBOX_ENABLED": "true", "SANDBOX_PAY_URL": "http://127.0.0.1:8001",
+            "SANDBOX_PAY_MASTER_SECRET": "bench-sandbox-" + secrets.token_urlsafe(16)}
+
 
 def write_settings(tmp: Path, overrides: list[str] = ()) -> str:
     import ast
@@ -583,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         "DATABASE_URL": bench_url,
         "SECRET_KEY": "bench-rush-" + secrets.token_urlsafe(32),
         "ALLOWED_HOSTS": f"{HOST},localhost,127.0.0.1",
-        "PLATFORM_URL": "http://localhost",
+        **production_env(tmp),
         "DJANGO_SETTINGS_MODULE": settings_module,
         "CONN_MAX_AGE": "60",
         "LOG_LEVEL": "WARNING",
