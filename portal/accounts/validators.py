@@ -98,3 +98,20 @@ def mask_id_number(value: str) -> str:
     """110101********123X: region kept, birth date and sequence hidden."""
     value = value or ""
     return f"{value[:6]}********{value[-4:]}" if len(value) == 18 else "****"
+
+
+class PasswordNotBlankValidator:
+    """AUTH_PASSWORD_VALIDATORS: a password must hold at least `min_visible` characters that
+    are not white space (Django's length rule counted eight spaces as a password)."""
+
+    def __init__(self, min_visible: int = 6):
+        self.min_visible = min_visible
+
+    def validate(self, password: str, user=None) -> None:
+        if sum(not ch.isspace() for ch in password) < self.min_visible:
+            raise ValidationError(
+                _("A password needs at least %(n)d characters that are not spaces."),
+                code="password_blank", params={"n": self.min_visible})
+
+    def get_help_text(self) -> str:
+        return _("At least %(n)d characters that are not spaces.") % {"n": self.min_visible}

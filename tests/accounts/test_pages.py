@@ -1,5 +1,7 @@
 """Sign-up, login, password change and family members through the platform's pages."""
 
+import pytest
+
 from portal.accounts.models import FamilyMember, User
 from tests.helpers import PASSWORD, host_client, unique_phone
 
@@ -99,3 +101,13 @@ def test_family_pages_work_on_hospital_site_for_same_account(patient):
                                                "id_number": VALID_ID})
     assert r.status_code == 302
     assert patient.family_members.filter(name="李四").exists()
+
+
+@pytest.mark.parametrize("blank", [" " * 8, " \t " * 4, "  ab  cd  "])
+def test_signup_whitespace_password_is_refused_and_creates_nothing(platform_client, blank):
+    phone = unique_phone()
+    r = platform_client.post("/accounts/signup/", {
+        "phone": phone, "name": "韩梅梅", "password1": blank, "password2": blank})
+    assert r.status_code == 200
+    assert "password_blank" in {e.code for e in r.context["form"].errors.as_data()["password1"]}
+    assert not User.objects.filter(phone=phone).exists()
