@@ -321,12 +321,11 @@ def consultation_cancel(*, consultation: Consultation, by) -> Consultation:
         if c.order is not None:
             refund = payments.refund_gone_locked(
                 order=c.order, source="patient", actor=by, key=f"consult-cancel-{c.pk}",
-                reason=_("Cancelled by the patient before an answer."))
+                reason=_("Cancelled by the patient before an answer."), submit_after_commit=False)
     if refund is not None:
         # The patient is on the page and is told the fee is being refunded: ask the provider
-        # now as well, as this did before refunds had one path. Safe to repeat: the worker that
-        # refund_gone_locked hands it to after commit skips a refund that is no longer
-        # pending, and the provider knows a repeated refund number.
+        # now, here, rather than through a worker as well (which submitted it a second time);
+        # if the provider cannot be reached it stays pending for the pending-refund sweeper.
         payments.refund_submit(refund_id=refund.pk)
     c.refresh_from_db()
     return c

@@ -180,14 +180,18 @@ def test_consultation_attachments_checked_for_type_and_size(hospital_a, alpha_do
         assert Message.objects.filter(consultation=c).count() == 1
 
 
-def test_consultation_cancel_while_waiting_refunds(hospital_a, alpha_doctor, sandbox):
+def test_consultation_cancel_while_waiting_refunds(hospital_a, alpha_doctor, sandbox,
+                                                   django_capture_on_commit_callbacks):
     doctor, _ = alpha_doctor
     user, member = make_patient("取消")
     with in_schema(hospital_a):
         c = start_consultation(doctor=doctor, user=user, member=member)
         _pay_at_sandbox(sandbox, c)
         c = pay(c)
-        c = consultations.consultation_cancel(consultation=c, by=user)
+        with django_capture_on_commit_callbacks() as after_commit:
+            c = consultations.consultation_cancel(consultation=c, by=user)
+        # Submitted once, here: no worker is also handed the same refund after commit.
+        assert not [f for f in after_commit if "refund_gone_locked" in f.__qualname__]
         assert c.status == "cancelled"
         refund = Refund.objects.get(order_id=c.order_id)
         assert refund.amount_fen == 3000 and refund.provider_refund_id
