@@ -4,7 +4,8 @@ way (as Saleor keeps `checkout/lock_objects.py`). All are transaction-scoped: ca
 
 Lock order, everywhere:
 
-    patient advisory lock → schedule row → payment order row → booking row → slice row
+    patient advisory lock → schedule row → waitlist entry → payment order row → booking row
+    → slice row
 
 * The patient's advisory lock (`lock_patient`) comes first: the per-patient rules (max active
   bookings, one per doctor per day, bans) are read-check-write, so one patient's bookings are
@@ -14,6 +15,9 @@ Lock order, everywhere:
 * A schedule row is locked FOR SHARE by a hold and FOR UPDATE by stop-clinic
   (`lock_schedule_for_stop`): holds of one session proceed together, a stop waits for them
   (or they for it, and then see "stopped").
+* A waitlist offer locks the schedule FOR SHARE before the entry it offers
+  (`lock_schedule_for_offer`) and the patient's lock after both: the share lock never blocks
+  a hold, and stop-clinic, which takes the entries after the schedule, waits for the offer.
 * Then order → booking (`lock_booking`): the payment callback holds the order row when it
   calls the paid handler (`lock_booking_of_locked_order`), and expiry, cancellation, check-in,
   no-shows and stop-clinic lock the booking's order before the booking, so none deadlock.
@@ -55,6 +59,15 @@ def lock_schedule_for_hold(*, schedule_id: int, family_member_id: int) -> tuple[
                     [PATIENT_LOCK_NAMESPACE, family_member_id, schedule_id])
         status, fee_fen, _locked = cur.fetchone()
     return status, fee_fen
+
+
+def lock_schedule_for_offer(schedule_id: int) -> bool:
+    """The waitlist's offer: the schedule row FOR SHARE (as a hold takes it), before the
+    waitlist entry it offers, which stop-clinic locks after the schedule. False if there is
+    no such schedule."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT 1 FROM registration_schedule WHERE id = %s FOR SHARE", [schedule_id])
+        return cur.fetchone() is not None
 
 
 def lock_schedule_for_stop(schedule_id: int) -> Schedule:

@@ -15,7 +15,7 @@ from tenants.models import hospital_tz
 from ..errors import BookingError, NotYourPatient, SlotSoldOut, WaitlistNotAvailable
 from ..models import Booking, Schedule, TimeSlice, WaitlistEntry
 from .booking import booking_hold
-from .locks import lock_patient
+from .locks import lock_patient, lock_schedule_for_offer
 from .rules import check_bookable, check_patient_rules
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,13 @@ def waitlist_offer_next(*, schedule_id: int) -> Booking | None:
 
     while True:
         with transaction.atomic():
-            entry = (WaitlistEntry.objects.select_for_update(skip_locked=True)
+            # Lock order (see locks.py): the schedule row FOR SHARE before the entry, which
+            # stop-clinic locks after the schedule; only the entry's own row (of=self), so the
+            # patient's advisory lock, taken by the hold, is not queued behind a schedule row
+            # held FOR UPDATE here (a patient booking the free place themselves deadlocked).
+            if not lock_schedule_for_offer(schedule_id):
+                return None
+            entry = (WaitlistEntry.objects.select_for_update(skip_locked=True, of=("self",))
                      .select_related("family_member", "account", "schedule__doctor")
                      .filter(schedule_id=schedule_id, status=WaitlistEntry.Status.WAITING)
                      .order_by("created_at", "pk").first())

@@ -190,3 +190,59 @@ def test_race_identity_change_against_first_booking_never_leaves_a_card_on_a_cha
     assert PatientCard.objects.filter(family_member=member).exists()
     assert refused == [True]
     assert FamilyMember.objects.get(pk=member.pk).id_number == original
+
+
+
+@pytest.mark.parametrize("other", ["stop_clinic", "patient_books_it"])
+def test_race_waitlist_offer_does_not_deadlock(alpha, monkeypatch, other):
+    """A place comes free and is being offered to the first patient waiting (their entry is
+    locked, their hold not yet made) while staff stop the clinic, or while that same patient
+    books the free place themselves: both finish, no deadlock, and the outcome adds up."""
+    from portal.accounts.services import staff_grant
+    from registration.models import WaitlistEntry
+    from registration.services import schedules as schedules_svc
+    from registration.services import waitlist as waitlist_svc
+
+    _, schedule = make_session(capacity=1, slices=1, name=f"候补医生{other}",
+                               day=timezone.localdate() + timedelta(days=3))
+    slice_id = TimeSlice.objects.get(schedule=schedule).pk
+    ua, ma = make_patient("占位")
+    svc.booking_hold(slice_id=slice_id, family_member=ma, account=ua)
+    uw, mw = make_patient("候补")
+    waitlist_svc.waitlist_join(schedule=schedule, family_member=mw, account=uw)
+    staff, _ = make_patient("挂号员")
+    staff_grant(user=staff, hospital=alpha, role="registrar")
+    TimeSlice.objects.filter(pk=slice_id).update(capacity=2)  # a place came free
+
+    entry_locked, other_started = threading.Event(), threading.Event()
+    real_hold = waitlist_svc.booking_hold
+
+    def hold_once_the_other_is_under_way(**kwargs):
+        entry_locked.set()  # the offer holds the entry's row lock now
+        other_started.wait(10)
+        time.sleep(0.5)  # let the other transaction take its first locks
+        return real_hold(**kwargs)
+
+    monkeypatch.setattr(waitlist_svc, "booking_hold", hold_once_the_other_is_under_way)
+
+    def offer():
+        waitlist_svc.waitlist_offer_next(schedule_id=schedule.pk)
+        assert entry_locked.is_set()  # the offer reached the hold
+
+    def the_other():
+        entry_locked.wait(10)
+        other_started.set()
+        if other == "stop_clinic":
+            schedules_svc.schedule_stop(schedule=schedule, reason="医生临时出差", actor=staff)
+        else:
+            svc.booking_hold(slice_id=slice_id, family_member=mw, account=uw)
+
+    assert _run_together(offer, the_other) == []  # a deadlock would abort one of them
+    connection.set_tenant(alpha)
+    active = Booking.objects.filter(schedule=schedule, status__in=Booking.ACTIVE)
+    waiting = WaitlistEntry.objects.filter(schedule=schedule, status=WaitlistEntry.Status.WAITING)
+    if other == "stop_clinic":
+        assert not active.exists() and not waiting.exists()
+    else:  # the waiting patient got the place once, whichever way
+        assert active.filter(family_member=mw).count() == 1
+        assert TimeSlice.objects.get(pk=slice_id).booked == active.count() == 2
