@@ -108,7 +108,7 @@ def schedule_stop(*, schedule: Schedule, reason: str, actor) -> int:
                    context={**facts, "name": locked.family_member.name,
                             "number": locked.queue_number},
                    link=f"/bookings/{locked.pk}/")
-        waiting = list(WaitlistEntry.objects.select_for_update()
+        waiting = list(WaitlistEntry.objects.select_for_update(of=("self",))
                        .filter(schedule=schedule, status=WaitlistEntry.Status.WAITING)
                        .select_related("account"))
         for w in waiting:
